@@ -1,0 +1,53 @@
+# wago — see README.md.
+#   make run     the all-in-one server on :1337 (SQLite under ./data)
+#   make test    installs and starts Redis and DynamoDB Local, then every test with -race
+#   make bench   the benchmarks of the issues' targets (needs what `make test` installs)
+
+GO        ?= go
+BIN       ?= bin
+SERVICES  ?= $(CURDIR)/.services
+GOFLAGS_BUILD := -trimpath -ldflags='-s -w'
+export CGO_ENABLED ?= 0
+
+.PHONY: run build bootstrap test test-go services services-stop bench lint fmt vet
+
+run:
+	$(GO) run .
+
+build:
+	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/wago .
+
+# The AWS Lambda binary: the same program, without the RPC mode of aws-lambda-go.
+bootstrap:
+	GOOS=linux GOARCH=$${GOARCH:-arm64} $(GO) build -tags lambda.norpc $(GOFLAGS_BUILD) -o $(BIN)/bootstrap .
+
+# services starts Redis and DynamoDB Local (installing them if needed) and
+# writes their addresses to $(SERVICES)/env.
+services:
+	@mkdir -p $(SERVICES)
+	@WAGO_SERVICES_DIR=$(SERVICES) .ci/redis start 6390 | tail -n 1 > $(SERVICES)/env.redis
+	@WAGO_SERVICES_DIR=$(SERVICES) .ci/dynamodb-local start 8007 | tail -n 1 > $(SERVICES)/env.dynamo
+	@cat $(SERVICES)/env.redis $(SERVICES)/env.dynamo > $(SERVICES)/env
+	@cat $(SERVICES)/env
+
+services-stop:
+	-@WAGO_SERVICES_DIR=$(SERVICES) .ci/redis stop 6390
+	-@WAGO_SERVICES_DIR=$(SERVICES) .ci/dynamodb-local stop 8007
+
+test: services
+	set -a && . $(SERVICES)/env && set +a && \
+	AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 \
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...
+
+# test-go runs the Go tests against services that are already up.
+test-go:
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...
+
+fmt:
+	gofmt -w .
+
+vet:
+	@test -z "$$(gofmt -l . | tee /dev/stderr)"
+	$(GO) vet ./...
+
+lint: vet

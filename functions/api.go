@@ -1,0 +1,116 @@
+// Package functions is wago's stateless HTTP API: the WaGo routes on
+// httprouter, the envelope, the mapping of error codes to statuses, and the
+// API Gateway entry for AWS Lambda. It keeps nothing between requests: rows
+// come from a shared.Store and live state from a shared.Connector.
+package functions
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/wago-gw/wago/shared"
+)
+
+// Config configures the API.
+type Config struct {
+	Store     shared.Store
+	Connector shared.Connector
+	// AdminToken guards the admin routes; it must not be empty.
+	AdminToken string
+	Log        *slog.Logger
+}
+
+// API serves the WaGo routes.
+type API struct {
+	store     shared.Store
+	connector shared.Connector
+	admin     adminKey
+	log       *slog.Logger
+	router    *httprouter.Router
+}
+
+// New returns the API's handler. It fails if the admin token is empty.
+func New(cfg Config) (*API, error) {
+	if cfg.AdminToken == "" {
+		return nil, fmt.Errorf("functions: the admin token must not be empty")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	a := &API{store: cfg.Store, connector: cfg.Connector, admin: newAdminKey(cfg.AdminToken), log: cfg.Log}
+	a.router = a.routes()
+	return a, nil
+}
+
+func (a *API) routes() *httprouter.Router {
+	r := httprouter.New()
+	r.HandleMethodNotAllowed = true
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		writeEnvelope(w, envelope{Code: http.StatusNotFound, Error: "not found"})
+	})
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		writeEnvelope(w, envelope{Code: http.StatusMethodNotAllowed, Error: "method not allowed"})
+	})
+	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, v any) {
+		a.log.Error("panic serving request", "method", req.Method, "path", req.URL.Path, "panic", v, "stack", string(debug.Stack()))
+		writeEnvelope(w, envelope{Code: http.StatusInternalServerError, Error: "internal error"})
+	}
+
+	r.Handler(http.MethodGet, "/health", http.HandlerFunc(a.health))
+
+	// Admin.
+	r.Handler(http.MethodPost, "/session/init", a.adminOnly(a.initSession))
+	r.Handler(http.MethodGet, "/session/all", a.adminOnly(a.allSessions))
+	r.Handler(http.MethodPost, "/session/scanned", a.adminOnly(a.scannedSessions))
+	r.Handler(http.MethodPost, "/session/delete", a.adminOnly(a.deleteSession))
+
+	// Sessions.
+	r.Handler(http.MethodPost, "/session/connect", a.withSession(a.connect))
+	r.Handler(http.MethodPost, "/session/pair", a.withSession(a.pair))
+	r.Handler(http.MethodGet, "/session/qr", a.withSession(a.qr))
+	r.Handler(http.MethodGet, "/session/status", a.withSession(a.status))
+	r.Handler(http.MethodPost, "/session/disconnect", a.withSession(a.disconnect))
+	r.Handler(http.MethodPost, "/session/logout", a.withSession(a.logout))
+	return r
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.router.ServeHTTP(w, r)
+}
+
+// adminOnly guards h with the admin token.
+func (a *API) adminOnly(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.admin.check(r) {
+			Error(w, r, a.log, errInvalidAdminToken)
+			return
+		}
+		h(w, r)
+	})
+}
+
+// sessionHandler serves a request authenticated by a session token.
+type sessionHandler func(w http.ResponseWriter, r *http.Request, row *shared.Session)
+
+// withSession authenticates the session token and passes its row to h.
+func (a *API) withSession(h sessionHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		row, err := a.session(r)
+		if err != nil {
+			Error(w, r, a.log, err)
+			return
+		}
+		h(w, r, row)
+	})
+}
+
+func (a *API) health(w http.ResponseWriter, r *http.Request) {
+	OK(w, map[string]string{"status": "ok"})
+}

@@ -1,0 +1,124 @@
+package functions
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/wago-gw/wago/shared"
+)
+
+// envelope is WaGo's answer: {"code","data","success"} on success,
+// {"code","error","success"} on failure. The HTTP status equals code.
+type envelope struct {
+	Code    int    `json:"code"`
+	Data    any    `json:"data,omitempty"`
+	Error   string `json:"error,omitempty"`
+	Success bool   `json:"success"`
+}
+
+// maxBody is the largest request body accepted.
+const maxBody = 1 << 20
+
+func writeEnvelope(w http.ResponseWriter, e envelope) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		b = []byte(`{"code":500,"error":"internal error","success":false}`)
+		e.Code = http.StatusInternalServerError
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(e.Code)
+	w.Write(append(b, '\n'))
+}
+
+// OK answers a success envelope with data.
+func OK(w http.ResponseWriter, data any) {
+	writeEnvelope(w, envelope{Code: http.StatusOK, Data: data, Success: true})
+}
+
+// Error answers the error envelope for err: the status from its code, the
+// client-safe message, and the full error in the log for server faults.
+func Error(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	code := shared.ErrorCode(err)
+	status := statusFor(code)
+	if status >= 500 && code != shared.EEXISTS {
+		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeEnvelope(w, envelope{Code: status, Error: shared.ErrorMessage(err)})
+}
+
+// statusFor maps an error code to an HTTP status.
+func statusFor(code string) int {
+	switch code {
+	case shared.EINVALID:
+		return http.StatusBadRequest
+	case shared.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case shared.ENOTFOUND:
+		return http.StatusNotFound
+	case shared.ECONFLICT:
+		return http.StatusConflict
+	case shared.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case shared.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	case shared.ETIMEOUT:
+		return http.StatusGatewayTimeout
+	default: // EINTERNAL, and EEXISTS, which WaGo answers with 500
+		return http.StatusInternalServerError
+	}
+}
+
+// decode reads a JSON request body into v. An empty body leaves v as is.
+// It answers EINVALID for malformed JSON or a field of the wrong type, and
+// ETOOLARGE for a body over maxBody.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return shared.Errorf(shared.ETOOLARGE, "request body too large: the limit is %d bytes", maxBody)
+	} else if err != nil {
+		return shared.Wrap(err, shared.EINVALID, "could not read the request body")
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return shared.Errorf(shared.EINVALID, "invalid JSON body: field %s must be %s", typeErr.Field, jsonKind(typeErr.Type.String()))
+		}
+		return shared.Errorf(shared.EINVALID, "invalid JSON body: %s", syntaxMessage(err))
+	}
+	return nil
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case goType == "string":
+		return "a string"
+	case goType == "bool":
+		return "a boolean"
+	case strings.HasPrefix(goType, "[]"):
+		return "a list of " + strings.TrimPrefix(goType, "[]") + "s"
+	case strings.HasPrefix(goType, "float"), strings.HasPrefix(goType, "int"):
+		return "a number"
+	}
+	return "of another type"
+}
+
+func syntaxMessage(err error) string {
+	var se *json.SyntaxError
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &se) && strings.Contains(se.Error(), "unexpected end") {
+		return "unexpected end of JSON"
+	} else if se != nil {
+		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
+	}
+	return "expected a JSON object"
+}

@@ -1,0 +1,173 @@
+package functions
+
+import (
+	"encoding/base64"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/skip2/go-qrcode"
+
+	"github.com/wago-gw/wago/shared"
+)
+
+// connectRequest is the body of /session/connect and /session/pair.
+type connectRequest struct {
+	Subscribe []string
+	Immediate bool
+	Phone     string
+}
+
+// phonePattern is an international number: an optional +, then 7 to 15
+// digits, the first not 0.
+var phonePattern = regexp.MustCompile(`^\+?[1-9][0-9]{6,14}$`)
+
+// parseConnect reads and checks a connect or pair body, and stores a new
+// subscription before the connector is called.
+func (a *API) parseConnect(w http.ResponseWriter, r *http.Request, row *shared.Session, needPhone bool) (*shared.Session, shared.ConnectOptions, error) {
+	var req connectRequest
+	if err := decode(w, r, &req); err != nil {
+		return nil, shared.ConnectOptions{}, err
+	}
+	opts := shared.ConnectOptions{Immediate: req.Immediate, Phone: strings.TrimSpace(req.Phone)}
+	if opts.Phone == "" && needPhone {
+		return nil, opts, shared.Errorf(shared.EINVALID, "missing Phone: use the international format, e.g. 5511999999999")
+	}
+	if opts.Phone != "" {
+		if !phonePattern.MatchString(opts.Phone) {
+			return nil, opts, shared.Errorf(shared.EINVALID, "invalid Phone: use the international format, digits only after an optional +, e.g. 5511999999999")
+		}
+		opts.Phone = strings.TrimPrefix(opts.Phone, "+")
+	}
+	events, err := shared.ParseEvents(req.Subscribe)
+	if err != nil {
+		return nil, opts, err
+	}
+	if len(events) > 0 && strings.Join(events, ",") != row.EventsString() {
+		if row, err = a.store.Update(r.Context(), row.Token, shared.SessionUpdate{Events: events}); err != nil {
+			return nil, opts, err
+		}
+	}
+	return row, opts, nil
+}
+
+// connectAnswer is the data of connect and pair.
+func connectAnswer(row *shared.Session, res shared.ConnectResult) map[string]any {
+	jid := res.Status.JID
+	if jid == "" {
+		jid = row.JID
+	}
+	out := map[string]any{
+		"details":   "Connected!",
+		"events":    row.EventsString(),
+		"jid":       jid,
+		"webhook":   row.Webhook,
+		"connected": res.Status.Connected,
+		"loggedIn":  res.Status.LoggedIn,
+		"state":     res.Status.State,
+	}
+	if res.LinkingCode != "" {
+		out["LinkingCode"] = res.LinkingCode
+	}
+	if res.Status.LastError != "" {
+		out["lastError"] = res.Status.LastError
+	}
+	return out
+}
+
+func (a *API) connect(w http.ResponseWriter, r *http.Request, row *shared.Session) {
+	row, opts, err := a.parseConnect(w, r, row, false)
+	if err != nil {
+		Error(w, r, a.log, err)
+		return
+	}
+	res, err := a.connector.Connect(r.Context(), row.Token, opts)
+	if err != nil {
+		Error(w, r, a.log, err)
+		return
+	}
+	OK(w, connectAnswer(row, res))
+}
+
+func (a *API) pair(w http.ResponseWriter, r *http.Request, row *shared.Session) {
+	row, opts, err := a.parseConnect(w, r, row, true)
+	if err != nil {
+		Error(w, r, a.log, err)
+		return
+	}
+	res, err := a.connector.Pair(r.Context(), row.Token, opts)
+	if err != nil {
+		Error(w, r, a.log, err)
+		return
+	}
+	data := connectAnswer(row, res)
+	data["details"] = "Enter the code in WhatsApp: Linked devices > Link with phone number"
+	OK(w, data)
+}
+
+// statusAnswer is the data of /session/status.
+type statusAnswer struct {
+	Connected bool   `json:"Connected"`
+	LoggedIn  bool   `json:"LoggedIn"`
+	Jid       string `json:"Jid"`
+	Events    string `json:"Events"`
+	Name      string `json:"name"`
+	Webhook   string `json:"webhook"`
+	State     string `json:"state"`
+	HasQR     bool   `json:"hasQR"`
+	LastError string `json:"lastError,omitempty"`
+	Since     string `json:"since,omitempty"`
+}
+
+func (a *API) status(w http.ResponseWriter, r *http.Request, row *shared.Session) {
+	st, err := a.connector.Status(r.Context(), row.Token)
+	if err != nil {
+		Error(w, r, a.log, err)
+		return
+	}
+	OK(w, newStatusAnswer(row, st))
+}
+
+func newStatusAnswer(row *shared.Session, st shared.Status) statusAnswer {
+	out := statusAnswer{
+		Connected: st.Connected, LoggedIn: st.LoggedIn, Jid: st.JID, Events: row.EventsString(),
+		Name: row.Name, Webhook: row.Webhook, State: st.State, HasQR: st.HasQR, LastError: st.LastError,
+	}
+	if out.Jid == "" && st.State != shared.StateLoggedOut {
+		out.Jid = row.JID
+	}
+	if !st.Since.IsZero() {
+		out.Since = st.Since.Format("2006-01-02T15:04:05Z07:00")
+	}
+	return out
+}
+
+func (a *API) qr(w http.ResponseWriter, r *http.Request, row *shared.Session) {
+	code, err := a.connector.QR(r.Context(), row.Token)
+	if err != nil {
+		Error(w, r, a.log, err)
+		return
+	}
+	png, err := qrcode.Encode(code, qrcode.Medium, 256)
+	if err != nil {
+		Error(w, r, a.log, shared.Wrap(err, shared.EINTERNAL, "could not render the QR code"))
+		return
+	}
+	OK(w, map[string]string{"QRCode": "data:image/png;base64," + base64.StdEncoding.EncodeToString(png)})
+}
+
+func (a *API) disconnect(w http.ResponseWriter, r *http.Request, row *shared.Session) {
+	if err := a.connector.Disconnect(r.Context(), row.Token); err != nil {
+		Error(w, r, a.log, err)
+		return
+	}
+	OK(w, map[string]string{"details": "Disconnected"})
+}
+
+func (a *API) logout(w http.ResponseWriter, r *http.Request, row *shared.Session) {
+	if err := a.connector.Logout(r.Context(), row.Token); err != nil {
+		Error(w, r, a.log, err)
+		return
+	}
+	OK(w, map[string]string{"details": "Logged out"})
+}
