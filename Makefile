@@ -25,14 +25,14 @@ bootstrap:
 # writes their addresses to $(SERVICES)/env.
 services:
 	@mkdir -p $(SERVICES)
-	@WAGO_SERVICES_DIR=$(SERVICES) .ci/redis start 6390 | tail -n 1 > $(SERVICES)/env.redis
-	@WAGO_SERVICES_DIR=$(SERVICES) .ci/dynamodb-local start 8007 | tail -n 1 > $(SERVICES)/env.dynamo
+	@WAGO_SERVICES_DIR=$(SERVICES) .ci/redis 6390 | tail -n 1 > $(SERVICES)/env.redis
+	@WAGO_SERVICES_DIR=$(SERVICES) .ci/dynamodb-local 8007 | tail -n 1 > $(SERVICES)/env.dynamo
 	@cat $(SERVICES)/env.redis $(SERVICES)/env.dynamo > $(SERVICES)/env
 	@cat $(SERVICES)/env
 
 services-stop:
 	-@WAGO_SERVICES_DIR=$(SERVICES) .ci/redis stop 6390
-	-@WAGO_SERVICES_DIR=$(SERVICES) .ci/dynamodb-local stop 8007
+	-@WAGO_SERVICES_DIR=$(SERVICES) .ci/dynamodb-local stop
 
 test: services
 	set -a && . $(SERVICES)/env && set +a && \

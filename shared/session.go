@@ -44,8 +44,10 @@ type SessionUpdate struct {
 // Store keeps token rows. Implementations: sqlite (embedded) and dynamo
 // (distributed). Every write is durable before it returns.
 type Store interface {
-	// Create stores a new row. Returns EEXISTS (ErrAlreadyExists) if its
-	// Name or its Token is taken.
+	// Create stores a new row and stamps s with what was stored: a
+	// non-zero CreatedAt is kept, a zero one set to now; UpdatedAt is set.
+	// Returns EEXISTS (ErrAlreadyExists) if its Name or its Token is taken,
+	// EINVALID if either is empty.
 	Create(ctx context.Context, s *Session) error
 	// Get returns the row for token. Returns ENOTFOUND (ErrSessionNotFound)
 	// if there is none; an empty token never matches.

@@ -106,6 +106,9 @@ func splitEvents(s string) []string {
 
 // Create implements shared.Store.
 func (s *Store) Create(ctx context.Context, in *shared.Session) error {
+	if in.Name == "" || in.Token == "" {
+		return shared.Errorf(shared.EINVALID, "a session needs a Name and a Token")
+	}
 	row := in.Clone()
 	if row.Events == nil {
 		row.Events = []string{}
