@@ -43,6 +43,12 @@ test: services
 test-go:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...
 
+# bench runs the embedded server's wrk benchmarks (RUNS=5 DURATION=10s by
+# default) and the Go benchmarks.
+bench:
+	.ci/bench
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./shared/... ./functions/...
+
 fmt:
 	gofmt -w .
 
