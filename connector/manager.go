@@ -134,6 +134,14 @@ func (m *Manager) lookup(token string) *session {
 
 // Connect implements shared.Connector.
 func (m *Manager) Connect(ctx context.Context, token string, opts shared.ConnectOptions) (shared.ConnectResult, error) {
+	return m.connect(ctx, token, opts, false)
+}
+
+// connect starts or restores a client. A restore (at start, or when a
+// connector gains a shard) keeps retrying in the background while WhatsApp
+// cannot be reached; a client's connect fails at once, so that it gets a
+// clear answer.
+func (m *Manager) connect(ctx context.Context, token string, opts shared.ConnectOptions, restore bool) (shared.ConnectResult, error) {
 	row, err := m.store.Get(ctx, token)
 	if err != nil {
 		return shared.ConnectResult{}, err
@@ -144,7 +152,10 @@ func (m *Manager) Connect(ctx context.Context, token string, opts shared.Connect
 
 	st, _, cli := s.snapshot()
 	if cli == nil {
-		if err := m.start(ctx, s, row); err != nil {
+		if restore && !row.AutoConnect {
+			return shared.ConnectResult{Status: st}, nil // disconnected meanwhile
+		}
+		if err := m.start(ctx, s, row, restore); err != nil {
 			st, _, _ = s.snapshot()
 			return shared.ConnectResult{Status: st}, err
 		}
@@ -192,7 +203,7 @@ func (m *Manager) Pair(ctx context.Context, token string, opts shared.ConnectOpt
 		if row.JID != "" {
 			return shared.ConnectResult{Status: st}, shared.Errorf(shared.ECONFLICT, "device already linked: call /session/connect to restore it, or /session/logout first")
 		}
-		if err := m.start(ctx, s, row); err != nil {
+		if err := m.start(ctx, s, row, false); err != nil {
 			st, _, _ = s.snapshot()
 			return shared.ConnectResult{Status: st}, err
 		}
@@ -238,7 +249,9 @@ func (m *Manager) pairPhone(ctx context.Context, s *session, phone string) (stri
 
 // start opens a new client for s (whose opLock the caller holds). On
 // failure s is left in StateFailed with the reason, ready for a later try.
-func (m *Manager) start(ctx context.Context, s *session, row *shared.Session) error {
+// With retry, a network failure is not one: whatsmeow keeps reconnecting
+// in the background (InitialAutoReconnect) and the state says connecting.
+func (m *Manager) start(ctx context.Context, s *session, row *shared.Session, retry bool) error {
 	select {
 	case <-m.versionReady:
 	case <-ctx.Done():
@@ -254,6 +267,7 @@ func (m *Manager) start(ctx context.Context, s *session, row *shared.Session) er
 	}
 	cli := whatsmeow.NewClient(dev, newWALogger(m.log.With("session", s.logID), slog.LevelWarn))
 	cli.EnableAutoReconnect = true
+	cli.InitialAutoReconnect = retry
 	m.cfg.Hooks.apply(cli)
 
 	var (
@@ -513,7 +527,7 @@ func (m *Manager) Restore(ctx context.Context, keep func(token string) bool) (re
 			if j := m.cfg.RestoreJitter; j > 0 {
 				time.Sleep(rand.N(j))
 			}
-			_, err := m.Connect(ctx, token, opts)
+			_, err := m.connect(ctx, token, opts, true)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
