@@ -148,7 +148,7 @@ func (a *API) qr(w http.ResponseWriter, r *http.Request, row *shared.Session) {
 		Error(w, r, a.log, err)
 		return
 	}
-	png, err := qrcode.Encode(code, qrcode.Medium, 256)
+	png, err := renderQR(code)
 	if err != nil {
 		Error(w, r, a.log, shared.Wrap(err, shared.EINTERNAL, "could not render the QR code"))
 		return
@@ -170,4 +170,19 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request, row *shared.Session
 		return
 	}
 	OK(w, map[string]string{"details": "Logged out"})
+}
+
+// qrModulePixels is the size of one QR module in the PNG. A whole number of
+// pixels per module keeps every module the same size, which phones (and
+// decoders) read more reliably than a fixed image size that scales the
+// modules unevenly.
+const qrModulePixels = 6
+
+// renderQR draws code as a PNG QR image with a quiet zone.
+func renderQR(code string) ([]byte, error) {
+	q, err := qrcode.New(code, qrcode.Medium)
+	if err != nil {
+		return nil, err
+	}
+	return q.PNG(-qrModulePixels)
 }
