@@ -25,9 +25,10 @@ bootstrap:
 # writes their addresses to $(SERVICES)/env.
 services:
 	@mkdir -p $(SERVICES)
-	@WAGO_SERVICES_DIR=$(SERVICES) .ci/redis 6390 | tail -n 1 > $(SERVICES)/env.redis
-	@WAGO_SERVICES_DIR=$(SERVICES) .ci/dynamodb-local 8007 | tail -n 1 > $(SERVICES)/env.dynamo
-	@cat $(SERVICES)/env.redis $(SERVICES)/env.dynamo > $(SERVICES)/env
+	@WAGO_SERVICES_DIR=$(SERVICES) .ci/redis 6390 > $(SERVICES)/out.redis
+	@WAGO_SERVICES_DIR=$(SERVICES) .ci/dynamodb-local 8007 > $(SERVICES)/out.dynamo
+	@{ tail -n 1 $(SERVICES)/out.redis; tail -n 1 $(SERVICES)/out.dynamo; } > $(SERVICES)/env
+	@grep -q '^WAGO_TEST_REDIS_URL=' $(SERVICES)/env && grep -q '^WAGO_TEST_DYNAMODB_ENDPOINT=' $(SERVICES)/env
 	@cat $(SERVICES)/env
 
 services-stop:
@@ -57,3 +58,20 @@ vet:
 	$(GO) vet ./...
 
 lint: vet
+
+# --- AWS SAM (template.yaml) -------------------------------------------------
+# `sam build` runs `make build-<LogicalId>` for each function with
+# BuildMethod makefile and ARTIFACTS_DIR set. The three functions are the
+# same binary (the route decides what each serves), so they share one recipe.
+SAM_FUNCTIONS := AdminFunction SessionsFunction RestFunction
+LAMBDA_BUILD  := GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w'
+
+.PHONY: $(addprefix build-,$(SAM_FUNCTIONS)) lint-template
+
+$(addprefix build-,$(SAM_FUNCTIONS)):
+	@test -n "$(ARTIFACTS_DIR)" || { echo "$@: ARTIFACTS_DIR is not set (sam build sets it)" >&2; exit 2; }
+	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap .
+
+# lint-template checks template.yaml with cfn-lint (errors and warnings).
+lint-template:
+	cfn-lint template.yaml

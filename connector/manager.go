@@ -542,16 +542,21 @@ func (m *Manager) Restore(ctx context.Context, keep func(token string) bool) (re
 	return restored, failed
 }
 
-// Stop disconnects the clients of the tokens keep selects, without logging
-// them out and without touching their rows (a connector that loses a shard
-// calls it, so that another one can take over).
-func (m *Manager) Stop(keep func(token string) bool) {
-	var wg sync.WaitGroup
+// Stop disconnects the clients of the tokens keep selects (nil: all),
+// without logging them out and without touching their rows (a connector
+// that loses a shard calls it, so that another one can take over). It
+// returns the tokens it looked at.
+func (m *Manager) Stop(keep func(token string) bool) []string {
+	var (
+		wg     sync.WaitGroup
+		tokens []string
+	)
 	m.sessionsLock.RLock()
 	for token, s := range m.sessions {
 		if keep != nil && !keep(token) {
 			continue
 		}
+		tokens = append(tokens, token)
 		wg.Add(1)
 		go func(s *session) {
 			defer wg.Done()
@@ -564,6 +569,7 @@ func (m *Manager) Stop(keep func(token string) bool) {
 	}
 	m.sessionsLock.RUnlock()
 	wg.Wait()
+	return tokens
 }
 
 // Close disconnects every client without logging out and without changing

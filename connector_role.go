@@ -1,0 +1,90 @@
+//go:build !lambda.norpc
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/wago-gw/wago/connector"
+	"github.com/wago-gw/wago/shared/redisbus"
+)
+
+// connectorRole runs the connector: it owns shards through Redis leases,
+// restores each shard's logged-in sessions when it gains it, serves the
+// shard's commands, and publishes live state to Redis.
+func connectorRole(ctx context.Context, log *slog.Logger) error {
+	c, err := readDistributedConfig()
+	if err != nil {
+		return err
+	}
+	hooks, err := whatsappHooks()
+	if err != nil {
+		return err
+	}
+	dataDir := env("WAGO_DATA_DIR", "./data")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("failed to create data directory: %w", err)
+	}
+	rdb, err := openRedis(c.redisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	rows, err := openDynamo(ctx, c)
+	if err != nil {
+		return err
+	}
+	keys, err := openKeyStore(ctx, env("WAGO_WHATSMEOW_DB", filepath.Join(dataDir, "whatsmeow.db")), log)
+	if err != nil {
+		return err
+	}
+	defer keys.Close()
+
+	pub := redisbus.NewStatePublisher(rdb, redisbus.PublisherConfig{Logger: log.With("part", "publisher")})
+	mgr := connector.New(connector.Config{
+		Store: rows, Container: keys, Log: log.With("part", "connector"), Hooks: hooks,
+		WAVersion: os.Getenv("WAGO_WA_VERSION"), FetchWAVersion: true,
+		OnState: pub.Publish,
+	})
+	inShard := func(shard int) func(string) bool {
+		return func(token string) bool { return redisbus.ShardOf(token, c.shards) == shard }
+	}
+	srv := redisbus.NewServer(rdb, mgr, redisbus.ServerConfig{
+		Shards: c.shards,
+		Logger: log.With("part", "bus"),
+		OnAcquire: func(ctx context.Context, shard int) {
+			ok, failed := mgr.Restore(ctx, inShard(shard))
+			if ok+failed > 0 {
+				log.Info("restored shard", "shard", shard, "restored", ok, "failed", failed)
+			}
+		},
+		OnRelease: func(shard int) {
+			// Stop the shard's sockets, then stop publishing their state:
+			// the next owner writes it.
+			for _, token := range mgr.Stop(inShard(shard)) {
+				pub.Release(token)
+			}
+		},
+	})
+
+	var wg sync.WaitGroup
+	pubCtx, stopPub := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() { defer wg.Done(); pub.Run(pubCtx) }()
+	log.Info("connector running", "shards", c.shards)
+	err = srv.Run(ctx) // returns after releasing every shard, which stops their sockets
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	mgr.Close(sctx)
+	stopPub()
+	wg.Wait()
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("connector: %w", err)
+	}
+	return nil
+}

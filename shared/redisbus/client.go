@@ -1,0 +1,317 @@
+package redisbus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wago-gw/wago/shared"
+)
+
+// Client defaults.
+const (
+	DefaultPrefix         = "wago"
+	DefaultShards         = 16
+	DefaultConnectTimeout = 12 * time.Second
+	DefaultCommandTimeout = 12 * time.Second
+	DefaultRedisTimeout   = time.Second
+	DefaultStreamMaxLen   = 10000
+)
+
+// MaxShards bounds the number of shards.
+const MaxShards = 1024
+
+// ClientConfig configures a Client. A zero field takes its default.
+type ClientConfig struct {
+	// Prefix starts every key name. The Clients, Servers and
+	// StatePublishers of one deployment must share it. Default "wago".
+	Prefix string
+	// Shards is the number of shards tokens are spread over (see ShardOf).
+	// It must equal the Servers' Shards. Default 16.
+	Shards int
+	// ConnectTimeout is how long Connect and Pair wait for the connector's
+	// reply. It must exceed the connector's own wait (up to 10 s when
+	// Immediate is false). Default 12 s.
+	ConnectTimeout time.Duration
+	// CommandTimeout is how long Disconnect, Logout and Delete wait for the
+	// connector's reply. Default 12 s.
+	CommandTimeout time.Duration
+	// RedisTimeout bounds every non-blocking Redis call (XADD, GET). Default 1 s.
+	RedisTimeout time.Duration
+	// StreamMaxLen caps each shard's stream (XADD MAXLEN ~). Default 10000.
+	StreamMaxLen int64
+}
+
+func (c ClientConfig) withDefaults() ClientConfig {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.Shards == 0 {
+		c.Shards = DefaultShards
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.CommandTimeout == 0 {
+		c.CommandTimeout = DefaultCommandTimeout
+	}
+	if c.RedisTimeout == 0 {
+		c.RedisTimeout = DefaultRedisTimeout
+	}
+	if c.StreamMaxLen == 0 {
+		c.StreamMaxLen = DefaultStreamMaxLen
+	}
+	return c
+}
+
+// Validate reports the first invalid field, after defaults are applied.
+func (c ClientConfig) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.Shards < 1 || c.Shards > MaxShards:
+		return fmt.Errorf("%w: Shards must be in [1, %d], got %d", ErrInvalidConfig, MaxShards, c.Shards)
+	case c.ConnectTimeout < 0, c.CommandTimeout < 0, c.RedisTimeout < 0:
+		return fmt.Errorf("%w: timeouts must be positive", ErrInvalidConfig)
+	case c.StreamMaxLen < 0:
+		return fmt.Errorf("%w: StreamMaxLen must be positive", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// Client is the distributed shared.Connector: it sends commands to the
+// connector owning the token's shard over Redis Streams and waits for the
+// reply on a per-request list, and it reads Status and QR from the keys a
+// StatePublisher writes, never waiting on a connector.
+//
+// Every Redis call runs under a context with a deadline. For a hung (not
+// refused) Redis to be cut at that deadline, create rdb with
+// ContextTimeoutEnabled: true; otherwise go-redis' own read timeouts apply.
+type Client struct {
+	rdb  redis.UniversalClient
+	cfg  ClientConfig
+	keys keys
+}
+
+var _ shared.Connector = (*Client)(nil)
+
+// NewClient returns a Client on rdb. It panics if cfg is invalid: call
+// cfg.Validate first to get an error instead.
+func NewClient(rdb redis.UniversalClient, cfg ClientConfig) *Client {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	if rdb == nil {
+		panic("redisbus: NewClient with a nil Redis client")
+	}
+	cfg = cfg.withDefaults()
+	return &Client{rdb: rdb, cfg: cfg, keys: keys{cfg.Prefix}}
+}
+
+// Connect implements shared.Connector.
+func (c *Client) Connect(ctx context.Context, token string, opts shared.ConnectOptions) (shared.ConnectResult, error) {
+	r, err := c.call(ctx, OpConnect, token, opts, c.cfg.ConnectTimeout)
+	if err != nil {
+		return shared.ConnectResult{}, err
+	}
+	return r.result(), r.err()
+}
+
+// Pair implements shared.Connector.
+func (c *Client) Pair(ctx context.Context, token string, opts shared.ConnectOptions) (shared.ConnectResult, error) {
+	r, err := c.call(ctx, OpPair, token, opts, c.cfg.ConnectTimeout)
+	if err != nil {
+		return shared.ConnectResult{}, err
+	}
+	return r.result(), r.err()
+}
+
+// Disconnect implements shared.Connector.
+func (c *Client) Disconnect(ctx context.Context, token string) error {
+	return c.simple(ctx, OpDisconnect, token)
+}
+
+// Logout implements shared.Connector.
+func (c *Client) Logout(ctx context.Context, token string) error {
+	return c.simple(ctx, OpLogout, token)
+}
+
+// Delete implements shared.Connector.
+func (c *Client) Delete(ctx context.Context, token string) error {
+	return c.simple(ctx, OpDelete, token)
+}
+
+func (c *Client) simple(ctx context.Context, op, token string) error {
+	r, err := c.call(ctx, op, token, shared.ConnectOptions{}, c.cfg.CommandTimeout)
+	if err != nil {
+		return err
+	}
+	return r.err()
+}
+
+// call queues one command on the token's shard stream and waits for its
+// reply until timeout (or ctx's deadline, if sooner). The deadline travels
+// with the command, so a connector that reads it too late drops it.
+func (c *Client) call(ctx context.Context, op, token string, opts shared.ConnectOptions, timeout time.Duration) (reply, error) {
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	cmd := command{
+		ID:       newCommandID(),
+		Op:       op,
+		Token:    token,
+		Opts:     wireOptions{Immediate: opts.Immediate, Phone: opts.Phone},
+		Deadline: deadline,
+	}
+	values, err := cmd.values()
+	if err != nil {
+		return reply{}, shared.Wrap(err, shared.EINTERNAL, "internal error")
+	}
+
+	actx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
+	err = c.rdb.XAdd(actx, &redis.XAddArgs{
+		Stream: c.keys.stream(ShardOf(token, c.cfg.Shards)),
+		MaxLen: c.cfg.StreamMaxLen,
+		Approx: true,
+		Values: values,
+	}).Err()
+	cancel()
+	if err != nil {
+		return reply{}, unavailable(err, "queue command")
+	}
+
+	wait := time.Until(deadline)
+	if wait <= 0 {
+		return reply{}, ErrNoReply
+	}
+	bctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	// BLPOP takes whole seconds here; the context cuts the wait at the exact
+	// deadline when rdb has ContextTimeoutEnabled.
+	got, err := c.rdb.BLPop(bctx, ceilSecond(wait), c.keys.reply(cmd.ID)).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return reply{}, ErrNoReply
+	case err != nil && (bctx.Err() != nil || time.Until(deadline) < 50*time.Millisecond):
+		// The connection's read deadline (ContextTimeoutEnabled) can fire
+		// an instant before the context reports it.
+		return reply{}, ErrNoReply
+	case err != nil:
+		return reply{}, unavailable(err, "wait for reply")
+	case len(got) != 2:
+		return reply{}, shared.Wrap(fmt.Errorf("BLPOP answered %d values", len(got)), shared.EINTERNAL, "internal error")
+	}
+	var r reply
+	if err := json.Unmarshal([]byte(got[1]), &r); err != nil {
+		return reply{}, shared.Wrap(fmt.Errorf("failed to decode reply: %w", err), shared.EINTERNAL, "internal error")
+	}
+	return r, nil
+}
+
+// ceilSecond rounds d up to a whole second, at least one.
+func ceilSecond(d time.Duration) time.Duration {
+	s := (d + time.Second - 1) / time.Second * time.Second
+	return max(s, time.Second)
+}
+
+// Status implements shared.Connector: it reads the status key the owning
+// connector publishes. A missing key (no client runs, or its connector died
+// more than the status TTL ago) is StateDisconnected.
+func (c *Client) Status(ctx context.Context, token string) (shared.Status, error) {
+	sts, err := c.Statuses(ctx, []string{token})
+	if err != nil {
+		return shared.Status{}, err
+	}
+	return sts[0], nil
+}
+
+// Statuses implements shared.Connector with one pipelined round trip.
+func (c *Client) Statuses(ctx context.Context, tokens []string) ([]shared.Status, error) {
+	out := make([]shared.Status, len(tokens))
+	if len(tokens) == 0 {
+		return out, nil
+	}
+	actx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
+	defer cancel()
+	// GETs in a pipeline rather than one MGET: the keys of many tokens are
+	// in different Cluster slots.
+	pipe := c.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(tokens))
+	for i, token := range tokens {
+		cmds[i] = pipe.Get(actx, c.keys.status(token))
+	}
+	if _, err := pipe.Exec(actx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, unavailable(err, "read statuses")
+	}
+	for i, cmd := range cmds {
+		st, ok, err := decodeStatus(cmd)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			st = shared.Status{State: shared.StateDisconnected}
+		}
+		out[i] = st
+	}
+	return out, nil
+}
+
+// decodeStatus decodes a GET of a status key; ok is false when it is missing.
+func decodeStatus(cmd *redis.StringCmd) (st shared.Status, ok bool, err error) {
+	raw, err := cmd.Bytes()
+	if errors.Is(err, redis.Nil) {
+		return shared.Status{}, false, nil
+	} else if err != nil {
+		return shared.Status{}, false, unavailable(err, "read status")
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return shared.Status{}, false, shared.Wrap(fmt.Errorf("failed to decode status: %w", err), shared.EINTERNAL, "internal error")
+	}
+	return st, true, nil
+}
+
+// QR implements shared.Connector from the published keys: ErrAlreadyLoggedIn
+// when the status says logged in, shared.ErrNoSession when no client runs
+// (no status, or a state without a running client), ErrNoQRYet (ECONFLICT)
+// while a client runs without a code.
+func (c *Client) QR(ctx context.Context, token string) (string, error) {
+	actx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
+	defer cancel()
+	pipe := c.rdb.Pipeline()
+	stCmd := pipe.Get(actx, c.keys.status(token))
+	qrCmd := pipe.Get(actx, c.keys.qr(token))
+	if _, err := pipe.Exec(actx); err != nil && !errors.Is(err, redis.Nil) {
+		return "", unavailable(err, "read QR code")
+	}
+	st, ok, err := decodeStatus(stCmd)
+	switch {
+	case err != nil:
+		return "", err
+	case !ok:
+		return "", shared.ErrNoSession
+	case st.LoggedIn:
+		return "", shared.ErrAlreadyLoggedIn
+	case !clientRunning(st.State):
+		return "", shared.ErrNoSession
+	}
+	code, err := qrCmd.Result()
+	if errors.Is(err, redis.Nil) || (err == nil && code == "") {
+		return "", ErrNoQRYet
+	} else if err != nil {
+		return "", unavailable(err, "read QR code")
+	}
+	return code, nil
+}
+
+// clientRunning reports whether state is one in which a WhatsApp client runs.
+func clientRunning(state string) bool {
+	switch state {
+	case shared.StateConnecting, shared.StateQR, shared.StatePairing, shared.StateConnected:
+		return true
+	}
+	return false
+}

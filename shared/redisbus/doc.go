@@ -1,0 +1,16 @@
+// Package redisbus is the distributed implementation of the seam between the
+// HTTP API and the connector (shared.Connector), over Redis.
+//
+//   - Client (the API side) implements shared.Connector. Connect, Pair,
+//     Disconnect, Logout and Delete are XADDed to the stream of the token's
+//     shard and answered on a per-request reply list; Status, Statuses and
+//     QR read the keys the connector publishes and never wait on it.
+//   - Server (the connector side) owns shards through Redis leases, reads
+//     their streams in the consumer group "wago" and runs each command at
+//     most once on the local shared.Connector.
+//   - StatePublisher (the connector side) writes the status and QR keys,
+//     with TTLs, without ever blocking its caller.
+//
+// wire.go describes the message format and the key layout, lease.go the
+// ownership policy, handler.go the delivery guarantees.
+package redisbus

@@ -1,0 +1,497 @@
+package redisbus
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wago-gw/wago/shared"
+)
+
+// Server defaults.
+const (
+	DefaultLeaseTTL      = 15 * time.Second
+	DefaultReadBlock     = 2 * time.Second
+	DefaultReadCount     = 16
+	DefaultClaimMinIdle  = 30 * time.Second
+	DefaultClaimInterval = 15 * time.Second
+	DefaultMaxInFlight   = 64
+	DefaultReplyTTL      = 60 * time.Second
+	DefaultDoneTTL       = 10 * time.Minute
+	DefaultServerTimeout = 2 * time.Second
+)
+
+// ServerConfig configures a Server. A zero field takes its default.
+type ServerConfig struct {
+	// Prefix starts every key name; see ClientConfig.Prefix. Default "wago".
+	Prefix string
+	// Shards must equal the Clients' Shards. Default 16.
+	Shards int
+	// ConsumerID names this Server in leases and in the consumer group. It
+	// must be unique among live Servers. Default "<hostname>-<pid>-<random>".
+	ConsumerID string
+	// LeaseTTL is the TTL of a shard lease, renewed every LeaseTTL/3. When
+	// a Server dies its shards are taken over after at most this long.
+	// Default 15 s.
+	LeaseTTL time.Duration
+	// ReadBlock is the XREADGROUP block time: how soon a reader notices a
+	// shutdown or a lost lease. Default 2 s.
+	ReadBlock time.Duration
+	// ReadCount is the most commands one XREADGROUP returns. Default 16.
+	ReadCount int64
+	// ClaimMinIdle is how long a command stays pending with a consumer
+	// before another takes it over (XAUTOCLAIM). Default 30 s.
+	ClaimMinIdle time.Duration
+	// ClaimInterval is how often stale pending commands are reclaimed, in
+	// addition to when a shard is acquired. Default 15 s.
+	ClaimInterval time.Duration
+	// MaxInFlight bounds the commands read and not yet finished, over all
+	// shards: queued behind another command of their token, or running.
+	// Default 64.
+	MaxInFlight int
+	// ReplyTTL is the TTL of a reply list. Default 60 s.
+	ReplyTTL time.Duration
+	// DoneTTL is how long a command's idempotency marker (and stored
+	// reply) is kept. Default 10 min.
+	DoneTTL time.Duration
+	// RedisTimeout bounds every non-blocking Redis call; it must be below
+	// LeaseTTL/3. Default 2 s.
+	RedisTimeout time.Duration
+	// MaxBackoff caps the wait between retries while Redis fails. Default 5 s.
+	MaxBackoff time.Duration
+	// OnAcquire is called, in its own goroutine, when the Server gains a
+	// shard: the connector restores the shard's logged-in sessions. Commands
+	// of the shard are served meanwhile. ctx ends when the shard is
+	// released; OnRelease waits for OnAcquire to return.
+	OnAcquire func(ctx context.Context, shard int)
+	// OnRelease is called when the Server gives up a shard (shutdown,
+	// rebalancing, or a lease it could not renew): the connector must stop
+	// every socket of the shard before it returns, because another Server
+	// may own the shard next. No command of the shard runs during or after
+	// it, until the shard is acquired again.
+	OnRelease func(shard int)
+	// Logger receives the Server's logs; it never gets a token. Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+func (c ServerConfig) withDefaults() ServerConfig {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.Shards == 0 {
+		c.Shards = DefaultShards
+	}
+	if c.ConsumerID == "" {
+		host, _ := os.Hostname()
+		c.ConsumerID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), rand.Text()[:8])
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if c.ReadBlock == 0 {
+		c.ReadBlock = DefaultReadBlock
+	}
+	if c.ReadCount == 0 {
+		c.ReadCount = DefaultReadCount
+	}
+	if c.ClaimMinIdle == 0 {
+		c.ClaimMinIdle = DefaultClaimMinIdle
+	}
+	if c.ClaimInterval == 0 {
+		c.ClaimInterval = DefaultClaimInterval
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.ReplyTTL == 0 {
+		c.ReplyTTL = DefaultReplyTTL
+	}
+	if c.DoneTTL == 0 {
+		c.DoneTTL = DefaultDoneTTL
+	}
+	if c.RedisTimeout == 0 {
+		c.RedisTimeout = min(DefaultServerTimeout, c.LeaseTTL/4)
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first invalid field, after defaults are applied.
+func (c ServerConfig) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.Shards < 1 || c.Shards > MaxShards:
+		return fmt.Errorf("%w: Shards must be in [1, %d], got %d", ErrInvalidConfig, MaxShards, c.Shards)
+	case c.LeaseTTL < 30*time.Millisecond:
+		return fmt.Errorf("%w: LeaseTTL must be at least 30ms", ErrInvalidConfig)
+	case c.RedisTimeout <= 0 || c.RedisTimeout >= c.LeaseTTL/3:
+		return fmt.Errorf("%w: RedisTimeout must be positive and below LeaseTTL/3", ErrInvalidConfig)
+	case c.ReadBlock < time.Millisecond:
+		return fmt.Errorf("%w: ReadBlock must be at least 1ms", ErrInvalidConfig)
+	case c.ReadCount < 1, c.MaxInFlight < 1:
+		return fmt.Errorf("%w: ReadCount and MaxInFlight must be positive", ErrInvalidConfig)
+	case c.ClaimMinIdle < time.Millisecond, c.ClaimInterval <= 0:
+		return fmt.Errorf("%w: ClaimMinIdle and ClaimInterval must be positive", ErrInvalidConfig)
+	case c.ReplyTTL < time.Second, c.DoneTTL < time.Second:
+		return fmt.Errorf("%w: ReplyTTL and DoneTTL must be at least 1s", ErrInvalidConfig)
+	case c.MaxBackoff <= 0:
+		return fmt.Errorf("%w: MaxBackoff must be positive", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// Server runs in the connector process: it owns shards through leases, reads
+// their command streams and runs each command on the local Connector, at
+// most once, serially per token and concurrently across tokens.
+type Server struct {
+	rdb   redis.UniversalClient
+	local shared.Connector
+	cfg   ServerConfig
+	keys  keys
+	log   *slog.Logger
+
+	sem     chan struct{} // one slot per command in flight
+	running atomic.Bool   // Run was called
+
+	// shardsLock guards shards.
+	shardsLock sync.Mutex
+	shards     map[int]*shardRun // owned, or being released
+
+	// frozen is a test hook that simulates a paused or killed process: no
+	// heartbeat, renewal, acquisition or read happens while it is set.
+	frozen atomic.Bool
+}
+
+// NewServer returns a Server that runs commands on local. It panics if cfg
+// is invalid: call cfg.Validate first to get an error instead.
+func NewServer(rdb redis.UniversalClient, local shared.Connector, cfg ServerConfig) *Server {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	if rdb == nil || local == nil {
+		panic("redisbus: NewServer with a nil Redis client or Connector")
+	}
+	cfg = cfg.withDefaults()
+	return &Server{
+		rdb:    rdb,
+		local:  local,
+		cfg:    cfg,
+		keys:   keys{cfg.Prefix},
+		log:    cfg.Logger.With("consumer", cfg.ConsumerID),
+		sem:    make(chan struct{}, cfg.MaxInFlight),
+		shards: make(map[int]*shardRun),
+	}
+}
+
+// ConsumerID returns the Server's consumer id.
+func (s *Server) ConsumerID() string { return s.cfg.ConsumerID }
+
+// Owned returns the shards the Server owns now, in order.
+func (s *Server) Owned() []int {
+	s.shardsLock.Lock()
+	defer s.shardsLock.Unlock()
+	out := make([]int, 0, len(s.shards))
+	for shard, sr := range s.shards {
+		if !sr.releasing.Load() {
+			out = append(out, shard)
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+// Run owns shards and serves their commands until ctx ends. Redis failures
+// are logged and retried with backoff; they never end Run. It can be called
+// once.
+//
+// Shutdown order, when ctx ends:
+//  1. stop heartbeating and acquiring shards;
+//  2. for every owned shard, in parallel: stop reclaiming and reading (the
+//     reader returns within ReadBlock and hands over what it read), cancel
+//     OnAcquire's context, drain the queued and running commands (each
+//     bounded by its deadline; leases keep being renewed meanwhile), call
+//     OnRelease, delete the lease so another Server can take the shard at
+//     once;
+//  3. stop renewing and leave the members set.
+//
+// Then Run returns nil; the caller closes the local connector and the Redis
+// client.
+func (s *Server) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("redisbus: Server.Run called twice")
+	}
+	renewCtx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
+	renewDone := make(chan struct{})
+	go func() {
+		defer close(renewDone)
+		s.renewLoop(renewCtx)
+	}()
+
+	tick := time.NewTicker(s.renewInterval())
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		if !s.frozen.Load() {
+			s.balance(ctx)
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+
+	s.shardsLock.Lock()
+	owned := make([]*shardRun, 0, len(s.shards))
+	for _, sr := range s.shards {
+		owned = append(owned, sr)
+	}
+	s.shardsLock.Unlock()
+	var wg sync.WaitGroup
+	for _, sr := range owned {
+		wg.Go(func() { s.release(sr, true) })
+	}
+	wg.Wait()
+	stopRenew()
+	<-renewDone
+	s.leave()
+	return nil
+}
+
+// balance heartbeats, then acquires free shards up to the target or sheds
+// one shard above target+1 (see the policy in lease.go).
+func (s *Server) balance(ctx context.Context) {
+	live, err := s.heartbeat(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("redisbus: heartbeat failed", "err", err)
+		}
+		return
+	}
+	target := (s.cfg.Shards + live - 1) / live
+
+	s.shardsLock.Lock()
+	owned, releasing := len(s.shards), false
+	var shed *shardRun
+	for _, sr := range s.shards {
+		releasing = releasing || sr.releasing.Load()
+		if shed == nil || sr.shard > shed.shard {
+			shed = sr
+		}
+	}
+	s.shardsLock.Unlock()
+
+	if owned > target+1 {
+		if !releasing {
+			s.log.Info("redisbus: shedding a shard", "shard", shed.shard, "owned", owned, "target", target)
+			go s.release(shed, true)
+		}
+		return
+	}
+	// Start at a different shard per consumer so that Servers starting
+	// together do not contend for the same shards.
+	first := ShardOf(s.cfg.ConsumerID, s.cfg.Shards)
+	for i := 0; i < s.cfg.Shards && owned < target && ctx.Err() == nil; i++ {
+		shard := (first + i) % s.cfg.Shards
+		s.shardsLock.Lock()
+		_, have := s.shards[shard]
+		s.shardsLock.Unlock()
+		if have {
+			continue
+		}
+		l, err := s.tryAcquire(ctx, shard)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("redisbus: acquire failed", "shard", shard, "err", err)
+			}
+			return
+		}
+		if l != nil {
+			s.start(l)
+			owned++
+		}
+	}
+}
+
+// renewLoop renews every held lease each LeaseTTL/3 until ctx ends, and
+// releases the shards whose lease is lost or about to expire.
+func (s *Server) renewLoop(ctx context.Context) {
+	tick := time.NewTicker(s.renewInterval())
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if s.frozen.Load() {
+			continue
+		}
+		s.shardsLock.Lock()
+		held := make([]*shardRun, 0, len(s.shards))
+		for _, sr := range s.shards {
+			if !sr.lost.Load() && !sr.leaseDeleted.Load() {
+				held = append(held, sr)
+			}
+		}
+		s.shardsLock.Unlock()
+		var wg sync.WaitGroup
+		for _, sr := range held {
+			wg.Go(func() {
+				err := s.renew(ctx, sr.lease)
+				switch {
+				case err == nil || sr.leaseDeleted.Load():
+				case errors.Is(err, ErrLeaseLost):
+					s.log.Warn("redisbus: shard lease lost", "shard", sr.shard)
+					s.lose(sr)
+				case s.expiring(sr.lease):
+					s.log.Error("redisbus: cannot renew shard lease before it expires; releasing the shard", "shard", sr.shard, "err", err)
+					s.lose(sr)
+				default:
+					s.log.Warn("redisbus: lease renewal failed; will retry", "shard", sr.shard, "err", err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+}
+
+// shardRun is one owned shard: its lease, reader, and command workers.
+type shardRun struct {
+	shard int
+	lease *lease
+
+	// ctx ends when the shard is being released: it stops the reader and
+	// is OnAcquire's context.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// hctx is the parent of the handlers' contexts: it ends only when the
+	// lease is lost, so a graceful release lets commands finish.
+	hctx    context.Context
+	hcancel context.CancelFunc
+
+	readerDone  chan struct{}
+	acquireDone chan struct{}
+	handlers    sync.WaitGroup // per-token workers
+
+	releasing    atomic.Bool // release started
+	lost         atomic.Bool // lease lost: do not delete it, cancel handlers
+	leaseDeleted atomic.Bool // graceful release deleted the lease
+	releaseOnce  sync.Once
+
+	// queuesLock guards queues, inflight and closed.
+	queuesLock sync.Mutex
+	queues     map[string][]message // token -> commands waiting or running
+	inflight   map[string]struct{}  // stream ids dispatched and not finished
+	closed     bool                 // no more dispatches
+}
+
+// start begins serving a newly acquired shard.
+func (s *Server) start(l *lease) {
+	sr := &shardRun{
+		shard:       l.shard,
+		lease:       l,
+		readerDone:  make(chan struct{}),
+		acquireDone: make(chan struct{}),
+		queues:      make(map[string][]message),
+		inflight:    make(map[string]struct{}),
+	}
+	sr.ctx, sr.cancel = context.WithCancel(context.Background())
+	sr.hctx, sr.hcancel = context.WithCancel(context.Background())
+	s.shardsLock.Lock()
+	s.shards[l.shard] = sr
+	s.shardsLock.Unlock()
+	s.log.Info("redisbus: acquired shard", "shard", l.shard, "epoch", l.epoch)
+
+	go func() {
+		defer close(sr.acquireDone)
+		if s.cfg.OnAcquire == nil {
+			return
+		}
+		defer s.recoverCallback("OnAcquire", sr.shard)
+		s.cfg.OnAcquire(sr.ctx, sr.shard)
+	}()
+	go s.readLoop(sr)
+}
+
+// lose handles a lost lease: the shard's commands are cancelled and the
+// shard is released without deleting the lease.
+func (s *Server) lose(sr *shardRun) {
+	sr.lost.Store(true)
+	sr.cancel()
+	sr.hcancel()
+	go s.release(sr, false)
+}
+
+// release gives up sr: gracefully (read commands are finished, the lease
+// deleted) or after a lost lease (handlers cancelled, lease left alone).
+// OnRelease runs after every command of the shard has returned.
+func (s *Server) release(sr *shardRun, graceful bool) {
+	sr.releaseOnce.Do(func() {
+		sr.releasing.Store(true)
+		sr.cancel()
+		if graceful && !sr.lost.Load() {
+			<-sr.readerDone // what it read is dispatched
+		}
+		sr.queuesLock.Lock()
+		sr.closed = true
+		sr.queuesLock.Unlock()
+		sr.handlers.Wait()
+		<-sr.acquireDone
+		if s.cfg.OnRelease != nil {
+			func() {
+				defer s.recoverCallback("OnRelease", sr.shard)
+				s.cfg.OnRelease(sr.shard)
+			}()
+		}
+		if !sr.lost.Load() {
+			sr.leaseDeleted.Store(true)
+			if err := s.releaseLease(sr.lease); err != nil {
+				s.log.Warn("redisbus: lease not deleted; it will expire", "shard", sr.shard, "err", err)
+			}
+		}
+		sr.hcancel()
+		s.shardsLock.Lock()
+		if s.shards[sr.shard] == sr {
+			delete(s.shards, sr.shard)
+		}
+		s.shardsLock.Unlock()
+		s.log.Info("redisbus: released shard", "shard", sr.shard, "lost", sr.lost.Load())
+	})
+}
+
+func (s *Server) recoverCallback(name string, shard int) {
+	if p := recover(); p != nil {
+		s.log.Error("redisbus: callback panicked", "callback", name, "shard", shard, "panic", p)
+	}
+}
+
+// sleep waits d or until ctx ends; it reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// nextBackoff doubles b between 50 ms and limit.
+func nextBackoff(b, limit time.Duration) time.Duration {
+	return min(max(2*b, 50*time.Millisecond), limit)
+}

@@ -1,0 +1,213 @@
+package redisbus
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"github.com/wago-gw/wago/shared"
+)
+
+// The message format between Client and Server, and the Redis key layout.
+//
+// Every key of one shard carries the hash tag {<shard>} so that the keys a
+// Lua script touches together (stream, lease, epoch, done markers) live in
+// one Redis Cluster slot:
+//
+//	<prefix>:cmd:{<shard>}          stream of commands (XADD MAXLEN ~)
+//	<prefix>:lease:{<shard>}        "<consumerID>:<epoch>", PX LeaseTTL
+//	<prefix>:epoch:{<shard>}        INCR'd on every acquisition (fencing)
+//	<prefix>:done:{<shard>}:<id>    idempotency marker, then the reply JSON
+//	<prefix>:reply:<id>             list the caller BLPOPs
+//	<prefix>:status:<token>         JSON of shared.Status, TTL
+//	<prefix>:qr:<token>             current QR code, TTL
+//	<prefix>:members                ZSET consumerID -> expiry (unix ms)
+
+// Command ops, the "op" field of a stream entry.
+const (
+	OpConnect    = "connect"
+	OpPair       = "pair"
+	OpDisconnect = "disconnect"
+	OpLogout     = "logout"
+	OpDelete     = "delete"
+)
+
+// wireVersion is the "v" field of every command; a Server acks and drops
+// commands of a version it does not know.
+const wireVersion = "1"
+
+// Stream entry fields.
+const (
+	fieldVersion  = "v"
+	fieldID       = "id"
+	fieldOp       = "op"
+	fieldToken    = "token"
+	fieldOptions  = "opts"
+	fieldDeadline = "deadline"
+)
+
+// consumerGroup is the consumer group every Server reads shard streams with.
+const consumerGroup = "wago"
+
+// ShardOf returns the shard of token: FNV-1a (32 bits) of the token modulo
+// shards. Client and Server must agree on shards.
+func ShardOf(token string, shards int) int {
+	if shards <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(token))
+	return int(h.Sum32() % uint32(shards))
+}
+
+// keys builds the Redis key names under one prefix.
+type keys struct{ prefix string }
+
+func (k keys) stream(shard int) string { return fmt.Sprintf("%s:cmd:{%d}", k.prefix, shard) }
+func (k keys) lease(shard int) string  { return fmt.Sprintf("%s:lease:{%d}", k.prefix, shard) }
+func (k keys) epoch(shard int) string  { return fmt.Sprintf("%s:epoch:{%d}", k.prefix, shard) }
+func (k keys) done(shard int, id string) string {
+	return fmt.Sprintf("%s:done:{%d}:%s", k.prefix, shard, id)
+}
+func (k keys) reply(id string) string     { return k.prefix + ":reply:" + id }
+func (k keys) status(token string) string { return k.prefix + ":status:" + token }
+func (k keys) qr(token string) string     { return k.prefix + ":qr:" + token }
+func (k keys) members() string            { return k.prefix + ":members" }
+
+// command is one request from a Client to the Server owning the token's shard.
+type command struct {
+	ID    string
+	Op    string
+	Token string
+	Opts  wireOptions
+	// Deadline is when the caller stops waiting; a Server drops the command
+	// without running it after that.
+	Deadline time.Time
+}
+
+// wireOptions is shared.ConnectOptions on the wire.
+type wireOptions struct {
+	Immediate bool   `json:"immediate,omitempty"`
+	Phone     string `json:"phone,omitempty"`
+}
+
+// newCommandID returns a random, unguessable command id.
+func newCommandID() string { return rand.Text() }
+
+// values returns the stream entry fields of c.
+func (c command) values() ([]any, error) {
+	opts, err := json.Marshal(c.Opts)
+	if err != nil {
+		return nil, fmt.Errorf("failed to encode options: %w", err)
+	}
+	return []any{
+		fieldVersion, wireVersion,
+		fieldID, c.ID,
+		fieldOp, c.Op,
+		fieldToken, c.Token,
+		fieldOptions, string(opts),
+		fieldDeadline, strconv.FormatInt(c.Deadline.UnixMilli(), 10),
+	}, nil
+}
+
+// parseCommand decodes the fields of a stream entry. A malformed entry is an
+// ErrMalformedCommand error.
+func parseCommand(values map[string]any) (command, error) {
+	str := func(name string) string {
+		s, _ := values[name].(string)
+		return s
+	}
+	if v := str(fieldVersion); v != wireVersion {
+		return command{}, fmt.Errorf("%w: unknown version %q", ErrMalformedCommand, v)
+	}
+	c := command{ID: str(fieldID), Op: str(fieldOp), Token: str(fieldToken)}
+	if c.ID == "" || c.Token == "" {
+		return command{}, fmt.Errorf("%w: missing id or token", ErrMalformedCommand)
+	}
+	switch c.Op {
+	case OpConnect, OpPair, OpDisconnect, OpLogout, OpDelete:
+	default:
+		return command{}, fmt.Errorf("%w: unknown op %q", ErrMalformedCommand, c.Op)
+	}
+	if raw := str(fieldOptions); raw != "" {
+		if err := json.Unmarshal([]byte(raw), &c.Opts); err != nil {
+			return command{}, fmt.Errorf("%w: bad options: %v", ErrMalformedCommand, err)
+		}
+	}
+	ms, err := strconv.ParseInt(str(fieldDeadline), 10, 64)
+	if err != nil {
+		return command{}, fmt.Errorf("%w: bad deadline: %v", ErrMalformedCommand, err)
+	}
+	c.Deadline = time.UnixMilli(ms)
+	return c, nil
+}
+
+// reply is what a Server answers to one command: a result or an error.
+type reply struct {
+	Result *wireResult `json:"result,omitempty"`
+	Error  *wireError  `json:"error,omitempty"`
+}
+
+// wireResult is shared.ConnectResult on the wire.
+type wireResult struct {
+	Status      shared.Status `json:"status"`
+	LinkingCode string        `json:"linkingCode,omitempty"`
+}
+
+// wireError is a *shared.Error without its internal cause, which never
+// leaves the connector.
+type wireError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// newReply builds the reply to a command that returned res and err. Any
+// error that is not a *shared.Error becomes EINTERNAL "internal error".
+func newReply(res *shared.ConnectResult, err error) reply {
+	if err != nil {
+		var se *shared.Error
+		if !errors.As(err, &se) {
+			se = shared.Errorf(shared.EINTERNAL, "internal error")
+		}
+		return reply{Error: &wireError{Code: se.Code, Message: se.Message}}
+	}
+	if res == nil {
+		return reply{}
+	}
+	return reply{Result: &wireResult{Status: res.Status, LinkingCode: res.LinkingCode}}
+}
+
+// knownErrors are the sentinels a decoded error is mapped back to, so that
+// errors.Is(err, shared.ErrNoSession) holds on both sides of the seam.
+var knownErrors = []*shared.Error{
+	shared.ErrSessionNotFound,
+	shared.ErrAlreadyExists,
+	shared.ErrNoSession,
+	shared.ErrNotLoggedIn,
+	shared.ErrAlreadyLoggedIn,
+}
+
+// err returns the error r carries, or nil.
+func (r reply) err() error {
+	if r.Error == nil {
+		return nil
+	}
+	for _, known := range knownErrors {
+		if known.Code == r.Error.Code && known.Message == r.Error.Message {
+			return known
+		}
+	}
+	return &shared.Error{Code: r.Error.Code, Message: r.Error.Message}
+}
+
+// result returns the ConnectResult r carries (zero when there is none).
+func (r reply) result() shared.ConnectResult {
+	if r.Result == nil {
+		return shared.ConnectResult{}
+	}
+	return shared.ConnectResult{Status: r.Result.Status, LinkingCode: r.Result.LinkingCode}
+}
