@@ -49,7 +49,7 @@ func connectorRole(ctx context.Context, log *slog.Logger) error {
 	mgr := connector.New(connector.Config{
 		Store: rows, Container: keys, Log: log.With("part", "connector"), Hooks: hooks,
 		WAVersion: os.Getenv("WAGO_WA_VERSION"), FetchWAVersion: true,
-		OnState: pub.Publish,
+		OnState: pub.Publish, OnDelete: pub.Forget,
 	})
 	inShard := func(shard int) func(string) bool {
 		return func(token string) bool { return redisbus.ShardOf(token, c.shards) == shard }

@@ -51,6 +51,8 @@ type Config struct {
 	// OnState, when set, is called on every change of a session's state,
 	// in order, with the stateLock held: it must not block.
 	OnState func(token string, st shared.Status, qr string)
+	// OnDelete, when set, is called after Delete has forgotten a token.
+	OnDelete func(token string)
 }
 
 func (c *Config) setDefaults() {
@@ -456,6 +458,9 @@ func (m *Manager) Delete(ctx context.Context, token string) error {
 	m.sessionsLock.Lock()
 	delete(m.sessions, token)
 	m.sessionsLock.Unlock()
+	if m.cfg.OnDelete != nil {
+		m.cfg.OnDelete(token)
+	}
 	return nil
 }
 

@@ -1,0 +1,252 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	waLog "go.mau.fi/whatsmeow/util/log"
+
+	"github.com/wago-gw/wago/connector"
+	"github.com/wago-gw/wago/connector/waemu"
+	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/redisbus"
+	"github.com/wago-gw/wago/shared/sqlite"
+)
+
+// The Connector contract: one suite, run on the direct implementation (the
+// connector itself, as the all-in-one process uses it) and on the Redis one
+// (redisbus.Client -> Redis Streams -> redisbus.Server -> the connector), both
+// against the emulator. A behaviour that differs between them is a bug.
+
+// contractEnv is one implementation under test.
+type contractEnv struct {
+	conn  shared.Connector
+	store shared.Store
+	emu   *waemu.Server
+}
+
+// newManager runs a connector on emu with a SQLite token store and key
+// store in a temp dir.
+func newManager(t *testing.T, emu *waemu.Server, onState func(string, shared.Status, string), onDelete func(string)) (*connector.Manager, shared.Store) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "wago.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := sqlstore.New(ctx, "sqlite", sqlite.DSN(filepath.Join(dir, "whatsmeow.db")), waLog.Noop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := connector.ParseRootKey(emu.RootPublicKeyHex())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr := connector.New(connector.Config{
+		Store: store, Container: keys, Hooks: connector.Hooks{Addr: emu.Addr(), RootKey: root},
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		OnState: onState, OnDelete: onDelete,
+	})
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		mgr.Close(cctx)
+		keys.Close()
+		store.Close()
+	})
+	return mgr, store
+}
+
+func TestConnectorContract(t *testing.T) {
+	t.Run("direct", func(t *testing.T) {
+		emu := startEmulator(t)
+		mgr, store := newManager(t, emu, nil, nil)
+		runContract(t, contractEnv{conn: mgr, store: store, emu: emu})
+	})
+	t.Run("redis", func(t *testing.T) {
+		url := os.Getenv("WAGO_TEST_REDIS_URL")
+		if url == "" {
+			if os.Getenv("CI") == "true" {
+				t.Fatal("WAGO_TEST_REDIS_URL is not set: run the tests with `make test`")
+			}
+			t.Skip("WAGO_TEST_REDIS_URL is not set")
+		}
+		opts, err := redis.ParseURL(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb := redis.NewClient(opts)
+		t.Cleanup(func() { rdb.Close() })
+		buf := make([]byte, 6)
+		rand.Read(buf)
+		prefix := "contract-" + hex.EncodeToString(buf)
+
+		emu := startEmulator(t)
+		pub := redisbus.NewStatePublisher(rdb, redisbus.PublisherConfig{Prefix: prefix})
+		mgr, store := newManager(t, emu, pub.Publish, pub.Forget)
+		srv := redisbus.NewServer(rdb, mgr, redisbus.ServerConfig{Prefix: prefix})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{}, 2)
+		go func() { srv.Run(ctx); done <- struct{}{} }()
+		go func() { pub.Run(ctx); done <- struct{}{} }()
+		t.Cleanup(func() { cancel(); <-done; <-done })
+		runContract(t, contractEnv{conn: redisbus.NewClient(rdb, redisbus.ClientConfig{Prefix: prefix}), store: store, emu: emu})
+	})
+}
+
+func wantErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if shared.ErrorCode(err) != shared.ErrorCode(want) || shared.ErrorMessage(err) != shared.ErrorMessage(want) {
+		t.Fatalf("%s: got %v, want %v", what, err, want)
+	}
+}
+
+// eventually polls Status until cond holds.
+func (e contractEnv) eventually(t *testing.T, token, what string, cond func(shared.Status) bool) shared.Status {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := e.conn.Status(context.Background(), token)
+		if err != nil {
+			t.Fatalf("status: %v", err)
+		}
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: last status %+v", what, st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// qr polls QR until a code is there.
+func (e contractEnv) qr(t *testing.T, token string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, err := e.conn.QR(context.Background(), token)
+		if err == nil {
+			return code
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no QR code: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func runContract(t *testing.T, e contractEnv) {
+	ctx := context.Background()
+	const token = "contract-token"
+	if err := e.store.Create(ctx, &shared.Session{Name: "contract", Token: token, Os: "linux"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Before any connect.
+	if _, err := e.conn.Connect(ctx, "no-such-token", shared.ConnectOptions{Immediate: true}); shared.ErrorCode(err) != shared.ENOTFOUND {
+		t.Fatalf("connect of an unknown token: %v", err)
+	}
+	if st, err := e.conn.Status(ctx, token); err != nil || st.Connected || st.LoggedIn || st.State != shared.StateDisconnected {
+		t.Fatalf("status before connect: %+v %v", st, err)
+	}
+	_, err := e.conn.QR(ctx, token)
+	wantErr(t, "qr before connect", err, shared.ErrNoSession)
+	wantErr(t, "disconnect before connect", e.conn.Disconnect(ctx, token), shared.ErrNoSession)
+	wantErr(t, "logout before connect", e.conn.Logout(ctx, token), shared.ErrNotLoggedIn)
+
+	// Connect, QR, scan.
+	res, err := e.conn.Connect(ctx, token, shared.ConnectOptions{})
+	if err != nil || res.Status.State != shared.StateQR || !res.Status.HasQR {
+		t.Fatalf("connect: %+v %v", res, err)
+	}
+	code := e.qr(t, token)
+	if len(strings.Split(code, ",")) != 4 {
+		t.Fatalf("QR code %q", code)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	jid, err := e.emu.ScanQR(sctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := e.eventually(t, token, "logged in", func(s shared.Status) bool { return s.LoggedIn && s.Connected })
+	if st.JID != jid.String() || st.State != shared.StateConnected {
+		t.Fatalf("status after scan: %+v, want JID %s", st, jid)
+	}
+	if row, _ := e.store.Get(ctx, token); row.JID != jid.String() || !row.AutoConnect {
+		t.Fatalf("row after scan: %+v", row)
+	}
+	many, err := e.conn.Statuses(ctx, []string{token, "no-such-token"})
+	if err != nil || len(many) != 2 || !many[0].LoggedIn || many[1].Connected {
+		t.Fatalf("statuses: %+v %v", many, err)
+	}
+
+	// Idempotent connect; QR refused.
+	res, err = e.conn.Connect(ctx, token, shared.ConnectOptions{})
+	if err != nil || !res.Status.LoggedIn || res.Status.JID != jid.String() {
+		t.Fatalf("second connect: %+v %v", res, err)
+	}
+	if n := e.emu.SocketsFor(jid); n != 1 {
+		t.Fatalf("%d sockets after a second connect", n)
+	}
+	_, err = e.conn.QR(ctx, token)
+	wantErr(t, "qr when logged in", err, shared.ErrAlreadyLoggedIn)
+	_, err = e.conn.Pair(ctx, token, shared.ConnectOptions{Phone: "15550001111"})
+	wantErr(t, "pair when logged in", err, shared.ErrAlreadyLoggedIn)
+
+	// Disconnect and restore.
+	if err := e.conn.Disconnect(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(t, token, "disconnected", func(s shared.Status) bool { return s.State == shared.StateDisconnected && !s.Connected })
+	wantErr(t, "second disconnect", e.conn.Disconnect(ctx, token), shared.ErrNoSession)
+	res, err = e.conn.Connect(ctx, token, shared.ConnectOptions{})
+	if err != nil || !res.Status.LoggedIn {
+		t.Fatalf("restore: %+v %v", res, err)
+	}
+
+	// Logout.
+	if err := e.conn.Logout(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	st = e.eventually(t, token, "logged out", func(s shared.Status) bool { return s.State == shared.StateLoggedOut })
+	if st.LoggedIn || st.Connected || st.JID != "" {
+		t.Fatalf("status after logout: %+v", st)
+	}
+	if row, _ := e.store.Get(ctx, token); row.JID != "" || row.AutoConnect {
+		t.Fatalf("row after logout: %+v", row)
+	}
+	wantErr(t, "second logout", e.conn.Logout(ctx, token), shared.ErrNotLoggedIn)
+
+	// Pairing code.
+	const phone = "15553334444"
+	res, err = e.conn.Pair(ctx, token, shared.ConnectOptions{Phone: phone})
+	if err != nil || len(strings.ReplaceAll(res.LinkingCode, "-", "")) != 8 {
+		t.Fatalf("pair: %+v %v", res, err)
+	}
+	jid2, err := e.emu.EnterPairCode(sctx, phone, res.LinkingCode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(t, token, "logged in by code", func(s shared.Status) bool { return s.LoggedIn && s.JID == jid2.String() })
+
+	// Delete logs out and forgets.
+	if err := e.conn.Delete(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := device(e.emu, jid2); ok {
+		t.Fatal("delete did not log the device out")
+	}
+	e.eventually(t, token, "forgotten", func(s shared.Status) bool { return s.State == shared.StateDisconnected && s.JID == "" })
+}
