@@ -54,7 +54,7 @@ func newManager(t *testing.T, emu *waemu.Server, onState func(string, shared.Sta
 	}
 	mgr := connector.New(connector.Config{
 		Store: store, Container: keys, Hooks: connector.Hooks{Addr: emu.Addr(), RootKey: root},
-		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Log:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		OnState: onState, OnDelete: onDelete,
 	})
 	t.Cleanup(func() {
