@@ -46,9 +46,11 @@ test-go:
 
 # bench runs the embedded server's wrk benchmarks (RUNS=5 DURATION=10s by
 # default) and the Go benchmarks.
-bench:
-	.ci/bench
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./shared/... ./functions/...
+bench: services
+	set -a && . $(SERVICES)/env && set +a && .ci/bench
+	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench . -benchtime 2s ./shared/...
+	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench 'LambdaColdStart' -benchtime 10x ./e2e/
+	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench 'Sessions' -benchtime 1x -timeout 60m ./e2e/
 
 fmt:
 	gofmt -w .

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"time"
 
@@ -87,6 +88,8 @@ type Manager struct {
 	cancel context.CancelFunc
 	// versionReady is closed once the announced version is settled.
 	versionReady chan struct{}
+	// http is shared by every whatsmeow client.
+	http *http.Client
 
 	// sessionsLock guards sessions.
 	sessionsLock sync.RWMutex
@@ -104,6 +107,7 @@ func New(cfg Config) *Manager {
 		cfg: cfg, log: cfg.Log, store: cfg.Store, keys: cfg.Container,
 		ctx: ctx, cancel: cancel,
 		versionReady: make(chan struct{}),
+		http:         cfg.Hooks.httpClient(),
 		sessions:     map[string]*session{},
 	}
 	cfg.Hooks.install()
@@ -270,7 +274,7 @@ func (m *Manager) start(ctx context.Context, s *session, row *shared.Session, re
 	cli := whatsmeow.NewClient(dev, newWALogger(m.log.With("session", s.logID), slog.LevelWarn))
 	cli.EnableAutoReconnect = true
 	cli.InitialAutoReconnect = retry
-	m.cfg.Hooks.apply(cli)
+	useHTTPClient(cli, m.http)
 
 	var (
 		qrCh   <-chan whatsmeow.QRChannelItem
@@ -478,7 +482,7 @@ func (m *Manager) logoutOffline(ctx context.Context, s *session, row *shared.Ses
 	}
 	cli := whatsmeow.NewClient(dev, newWALogger(m.log.With("session", s.logID), slog.LevelError))
 	cli.EnableAutoReconnect = false
-	m.cfg.Hooks.apply(cli)
+	useHTTPClient(cli, m.http)
 	connected := make(chan struct{}, 1)
 	cli.AddEventHandler(func(evt any) {
 		if _, ok := evt.(*events.Connected); ok {

@@ -47,16 +47,25 @@ func (h Hooks) install() {
 	}
 }
 
-// apply points one client at the hook address.
-func (h Hooks) apply(cli *whatsmeow.Client) {
+// httpClient returns the HTTP client that every whatsmeow client of the
+// process shares for its websocket, pre-login and media requests. whatsmeow
+// would otherwise clone a transport per client; one shared transport costs
+// less per session (an upgraded websocket connection leaves the pool, so
+// sharing does not couple the sessions). With Addr set, every request
+// dials Addr in plain TCP.
+func (h Hooks) httpClient() *http.Client {
 	if h.Addr == "" {
-		return
+		return &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return dialer.DialContext(ctx, "tcp", h.Addr)
 	}
-	hc := &http.Client{Transport: &http.Transport{DialContext: dial, DialTLSContext: dial}}
+	return &http.Client{Transport: &http.Transport{DialContext: dial, DialTLSContext: dial}}
+}
+
+// useHTTPClient makes cli send every request through hc.
+func useHTTPClient(cli *whatsmeow.Client, hc *http.Client) {
 	cli.SetPreLoginHTTPClient(hc)
 	cli.SetWebsocketHTTPClient(hc)
 	cli.SetMediaHTTPClient(hc)
