@@ -30,15 +30,11 @@ func connectorRole(ctx context.Context, log *slog.Logger) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("failed to create data directory: %w", err)
 	}
-	rdb, err := openRedis(c.redisURL)
+	rdb, rows, err := openState(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	rows, err := openDynamo(ctx, c)
-	if err != nil {
-		return err
-	}
 	keys, err := openKeyStore(ctx, env("WAGO_WHATSMEOW_DB", filepath.Join(dataDir, "whatsmeow.db")), log)
 	if err != nil {
 		return err

@@ -60,8 +60,19 @@ func openRedis(url string) (*redis.Client, error) {
 	return redis.NewClient(opts), nil
 }
 
-func openDynamo(ctx context.Context, c distributedConfig) (*dynamo.Store, error) {
-	return dynamo.Open(ctx, dynamo.Config{Table: c.table, Endpoint: c.endpoint, CreateTable: c.createTable})
+// openState opens what both distributed roles share: Redis and the token
+// table. The caller closes the Redis client.
+func openState(ctx context.Context, c distributedConfig) (*redis.Client, *dynamo.Store, error) {
+	rdb, err := openRedis(c.redisURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := dynamo.Open(ctx, dynamo.Config{Table: c.table, Endpoint: c.endpoint, CreateTable: c.createTable})
+	if err != nil {
+		rdb.Close()
+		return nil, nil, err
+	}
+	return rdb, rows, nil
 }
 
 // api runs the stateless HTTP API: rows in DynamoDB (behind a short read
@@ -80,15 +91,11 @@ func api(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("WAGO_TOKEN_CACHE_TTL: %w", err)
 	}
-	rdb, err := openRedis(c.redisURL)
+	rdb, rows, err := openState(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	rows, err := openDynamo(ctx, c)
-	if err != nil {
-		return err
-	}
 	store := cachedstore.New(rows, cacheTTL, 0)
 	h, err := functions.New(functions.Config{
 		Store:      store,

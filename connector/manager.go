@@ -161,14 +161,9 @@ func (m *Manager) connect(ctx context.Context, token string, opts shared.Connect
 		if restore && !row.AutoConnect {
 			return shared.ConnectResult{Status: st}, nil // disconnected meanwhile
 		}
-		if err := m.start(ctx, s, row, restore); err != nil {
+		if err := m.launch(ctx, s, row, restore); err != nil {
 			st, _, _ = s.snapshot()
 			return shared.ConnectResult{Status: st}, err
-		}
-		if !row.AutoConnect {
-			if _, err := m.store.Update(ctx, token, shared.SessionUpdate{AutoConnect: shared.Ptr(true)}); err != nil {
-				m.log.Warn("could not record auto-connect", "session", s.logID, "err", err)
-			}
 		}
 		if !opts.Immediate || opts.Phone != "" {
 			st = s.wait(ctx, m.cfg.WaitTimeout, settled)
@@ -209,12 +204,9 @@ func (m *Manager) Pair(ctx context.Context, token string, opts shared.ConnectOpt
 		if row.JID != "" {
 			return shared.ConnectResult{Status: st}, shared.Errorf(shared.ECONFLICT, "device already linked: call /session/connect to restore it, or /session/logout first")
 		}
-		if err := m.start(ctx, s, row, false); err != nil {
+		if err := m.launch(ctx, s, row, false); err != nil {
 			st, _, _ = s.snapshot()
 			return shared.ConnectResult{Status: st}, err
-		}
-		if _, err := m.store.Update(ctx, token, shared.SessionUpdate{AutoConnect: shared.Ptr(true)}); err != nil {
-			m.log.Warn("could not record auto-connect", "session", s.logID, "err", err)
 		}
 	} else if st.JID != "" {
 		return shared.ConnectResult{Status: st}, shared.Errorf(shared.ECONFLICT, "device already linked")
@@ -251,6 +243,20 @@ func (m *Manager) pairPhone(ctx context.Context, s *session, phone string) (stri
 	}
 	s.update(0, func(st *shared.Status) { st.State = shared.StatePairing })
 	return code, nil
+}
+
+// launch starts a client for s and records that the session should be
+// connected, so that it is restored after a restart.
+func (m *Manager) launch(ctx context.Context, s *session, row *shared.Session, restore bool) error {
+	if err := m.start(ctx, s, row, restore); err != nil {
+		return err
+	}
+	if !row.AutoConnect {
+		if _, err := m.store.Update(ctx, s.token, shared.SessionUpdate{AutoConnect: shared.Ptr(true)}); err != nil {
+			m.log.Warn("could not record auto-connect", "session", s.logID, "err", err)
+		}
+	}
+	return nil
 }
 
 // start opens a new client for s (whose opLock the caller holds). On
