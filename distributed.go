@@ -56,7 +56,7 @@ func openRedis(url string) (*redis.Client, error) {
 	opts.WriteTimeout = 3 * time.Second
 	opts.PoolTimeout = 3 * time.Second
 	opts.MaxRetries = 1
-	opts.DialerRetries = 1 // a refused dial answers at once, not after 5 tries
+	opts.DialerRetries = 1            // a refused dial answers at once, not after 5 tries
 	opts.ContextTimeoutEnabled = true // a hung Redis is cut by each call's deadline
 	return redis.NewClient(opts), nil
 }
