@@ -365,3 +365,32 @@ func TestAdminKeyIsConstantTimeDigest(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkStatus measures the handler of the hottest route, GET
+// /session/status, from routing to the written envelope.
+func BenchmarkStatus(b *testing.B) {
+	store, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "wago.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.Create(context.Background(), &shared.Session{Name: "c1", Token: "tok1", Os: "linux", Events: []string{"Message", "Call"}}); err != nil {
+		b.Fatal(err)
+	}
+	api, err := New(Config{Store: store, Connector: &fakeConnector{}, AdminToken: admin})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/session/status", nil)
+	req.Header.Set("token", "tok1")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			rec := httptest.NewRecorder()
+			api.ServeHTTP(rec, req)
+			if rec.Code != 200 {
+				b.Fatalf("status %d", rec.Code)
+			}
+		}
+	})
+}

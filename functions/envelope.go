@@ -1,6 +1,7 @@
 package functions
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/wago-gw/wago/shared"
 )
@@ -24,17 +26,46 @@ type envelope struct {
 // maxBody is the largest request body accepted.
 const maxBody = 1 << 20
 
+// Header values shared by every answer (net/http never modifies them), so
+// that the hot path does not allocate them per request.
+var (
+	jsonContentType = []string{"application/json; charset=utf-8"}
+	noStore         = []string{"no-store"}
+	// internalErrorBody answers when an envelope cannot be encoded.
+	internalErrorBody = []byte(`{"code":500,"error":"internal error","success":false}` + "\n")
+)
+
+// encoder is a reusable JSON encoder with its buffer.
+type encoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var encoders = sync.Pool{New: func() any {
+	e := &encoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	return e
+}}
+
 func writeEnvelope(w http.ResponseWriter, e envelope) {
-	b, err := json.Marshal(e)
-	if err != nil {
-		b = []byte(`{"code":500,"error":"internal error","success":false}`)
+	enc := encoders.Get().(*encoder)
+	defer func() {
+		if enc.buf.Cap() <= 64<<10 { // keep large buffers (long lists) out of the pool
+			enc.buf.Reset()
+			encoders.Put(enc)
+		}
+	}()
+	body := internalErrorBody
+	if err := enc.enc.Encode(e); err == nil {
+		body = enc.buf.Bytes()
+	} else {
 		e.Code = http.StatusInternalServerError
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
 	w.WriteHeader(e.Code)
-	w.Write(append(b, '\n'))
+	w.Write(body)
 }
 
 // OK answers a success envelope with data.

@@ -53,10 +53,11 @@ func Wrap(err error, code, message string) *Error {
 // ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
 // for any other non-nil error and "" for nil.
 func ErrorCode(err error) string {
-	var e *Error
 	if err == nil {
 		return ""
-	} else if errors.As(err, &e) {
+	}
+	var e *Error
+	if errors.As(err, &e) {
 		return e.Code
 	}
 	return EINTERNAL
@@ -65,10 +66,11 @@ func ErrorCode(err error) string {
 // ErrorMessage returns the client-safe message of the first *Error in err's
 // chain, and a generic message for any other error.
 func ErrorMessage(err error) string {
-	var e *Error
 	if err == nil {
 		return ""
-	} else if errors.As(err, &e) {
+	}
+	var e *Error
+	if errors.As(err, &e) {
 		return e.Message
 	}
 	return "internal error"
