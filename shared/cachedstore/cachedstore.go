@@ -2,7 +2,9 @@
 // in front of a shared.Store, for the stateless API: every request looks its
 // token up, and a DynamoDB read per request would cap throughput and cost
 // money. Writes go through this process's cache at once; rows changed by
-// other processes are seen within the TTL.
+// other processes are seen within the TTL. A token that is not found is
+// remembered as missing for a shorter time (at most a second), so that a
+// flood of wrong tokens does not become a flood of table reads.
 package cachedstore
 
 import (
@@ -25,10 +27,15 @@ type Store struct {
 	cache     map[string]entry
 }
 
+// entry is a cached answer: a row, or a miss when row is nil.
 type entry struct {
 	row     *shared.Session
 	expires time.Time
 }
+
+// maxMissTTL bounds how long a miss is remembered: a token created through
+// another process works here after at most this long.
+const maxMissTTL = time.Second
 
 var _ shared.Store = (*Store)(nil)
 
@@ -41,8 +48,8 @@ func New(inner shared.Store, ttl time.Duration, max int) *Store {
 	return &Store{inner: inner, ttl: ttl, max: max, now: time.Now, cache: map[string]entry{}}
 }
 
-// Get implements shared.Store: a cached row while it is fresh, else the
-// inner store's. Misses are not cached, so a new token works at once.
+// Get implements shared.Store: a cached answer while it is fresh, else the
+// inner store's.
 func (s *Store) Get(ctx context.Context, token string) (*shared.Session, error) {
 	if token == "" {
 		return nil, shared.ErrSessionNotFound
@@ -52,13 +59,16 @@ func (s *Store) Get(ctx context.Context, token string) (*shared.Session, error) 
 		e, ok := s.cache[token]
 		s.cacheLock.RUnlock()
 		if ok && s.now().Before(e.expires) {
+			if e.row == nil {
+				return nil, shared.ErrSessionNotFound
+			}
 			return e.row.Clone(), nil
 		}
 	}
 	row, err := s.inner.Get(ctx, token)
 	if err != nil {
 		if shared.ErrorCode(err) == shared.ENOTFOUND {
-			s.forget(token)
+			s.put(token, entry{expires: s.now().Add(min(s.ttl, maxMissTTL))})
 		}
 		return nil, err
 	}
@@ -67,6 +77,10 @@ func (s *Store) Get(ctx context.Context, token string) (*shared.Session, error) 
 }
 
 func (s *Store) remember(row *shared.Session) {
+	s.put(row.Token, entry{row: row.Clone(), expires: s.now().Add(s.ttl)})
+}
+
+func (s *Store) put(token string, e entry) {
 	if s.ttl <= 0 {
 		return
 	}
@@ -75,7 +89,7 @@ func (s *Store) remember(row *shared.Session) {
 	if len(s.cache) >= s.max {
 		s.cache = map[string]entry{}
 	}
-	s.cache[row.Token] = entry{row: row.Clone(), expires: s.now().Add(s.ttl)}
+	s.cache[token] = e
 }
 
 func (s *Store) forget(token string) {

@@ -69,3 +69,36 @@ func TestBounded(t *testing.T) {
 		t.Fatalf("cache holds %d rows, max 3", n)
 	}
 }
+
+// TestMissesAreRememberedBriefly: a wrong token is read from the table once
+// per second at most, and a token created elsewhere works after that.
+func TestMissesAreRememberedBriefly(t *testing.T) {
+	ctx := context.Background()
+	inner := openSQLite(t)
+	c := New(inner, time.Minute, 0)
+	now := time.Now()
+	c.now = func() time.Time { return now }
+	if _, err := c.Get(ctx, "later"); shared.ErrorCode(err) != shared.ENOTFOUND {
+		t.Fatalf("unknown token: %v", err)
+	}
+	if err := inner.Create(ctx, &shared.Session{Name: "l", Token: "later", Os: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, "later"); shared.ErrorCode(err) != shared.ENOTFOUND {
+		t.Fatalf("within a second of the miss: %v, want the remembered miss", err)
+	}
+	now = now.Add(maxMissTTL + time.Millisecond)
+	if _, err := c.Get(ctx, "later"); err != nil {
+		t.Fatalf("after the miss expired: %v", err)
+	}
+	// A create through this cache replaces a remembered miss at once.
+	if _, err := c.Get(ctx, "mine"); shared.ErrorCode(err) != shared.ENOTFOUND {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, &shared.Session{Name: "m", Token: "mine", Os: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, "mine"); err != nil {
+		t.Fatalf("created here, refused: %v", err)
+	}
+}
