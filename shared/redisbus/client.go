@@ -181,6 +181,7 @@ func (c *Client) call(ctx context.Context, op, token string, opts shared.Connect
 	}).Err()
 	cancel()
 	if err != nil {
+		c.cancelCommand(token, cmd.ID)
 		return reply{}, unavailable(err, "queue command")
 	}
 
@@ -210,6 +211,18 @@ func (c *Client) call(ctx context.Context, op, token string, opts shared.Connect
 		return reply{}, shared.Wrap(fmt.Errorf("failed to decode reply: %w", err), shared.EINTERNAL, "internal error")
 	}
 	return r, nil
+}
+
+// cancelCommand marks a command whose XADD failed as taken, so that no
+// connector runs it: a Redis that hangs may still have the command in its
+// socket and run the XADD after the caller was answered 503. It is best
+// effort: when Redis still does not answer, the command's deadline is what
+// bounds it.
+func (c *Client) cancelCommand(token, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.RedisTimeout)
+	defer cancel()
+	key := c.keys.done(ShardOf(token, c.cfg.Shards), id)
+	_ = c.rdb.SetNX(ctx, key, pendingMarker+"cancelled by the API", DefaultDoneTTL).Err() // Redis may still be away
 }
 
 // ceilSecond rounds d up to a whole second, at least one.

@@ -150,6 +150,31 @@ func TestServer_StartedElsewhere(t *testing.T) {
 	}
 }
 
+// TestServer_CancelledByClient: a command the client cancelled (its XADD
+// failed, but a hung Redis may still run it) is acked and never run.
+func TestServer_CancelledByClient(t *testing.T) {
+	rdb := MustOpenRedis(t)
+	prefix := testPrefix(t, rdb)
+	k := keys{prefix}
+	ctx := context.Background()
+	cmd := command{ID: newCommandID(), Op: OpConnect, Token: "cancelled", Deadline: time.Now().Add(5 * time.Second)}
+	shard := ShardOf(cmd.Token, 4)
+	client := NewClient(rdb, ClientConfig{Prefix: prefix, Shards: 4})
+	client.cancelCommand(cmd.Token, cmd.ID)
+	xadd(t, rdb, k, shard, cmd) // the late XADD of the hung Redis
+
+	var runs atomic.Int64
+	runServer(t, NewServer(rdb, countingFake(&runs), testServerConfig(prefix)))
+	eventually(t, 3*time.Second, "command acked", func() bool {
+		p, err := rdb.XPending(ctx, k.stream(shard), consumerGroup).Result()
+		info, _ := rdb.XInfoGroups(ctx, k.stream(shard)).Result()
+		return err == nil && p.Count == 0 && len(info) == 1 && info[0].EntriesRead == 1
+	})
+	if n := runs.Load(); n != 0 {
+		t.Errorf("a cancelled command ran %d times", n)
+	}
+}
+
 // TestServer_PerTokenSerial: commands of one token never overlap; commands of
 // different tokens do.
 func TestServer_PerTokenSerial(t *testing.T) {
