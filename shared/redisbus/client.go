@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -181,7 +182,9 @@ func (c *Client) call(ctx context.Context, op, token string, opts shared.Connect
 	}).Err()
 	cancel()
 	if err != nil {
-		c.cancelCommand(token, cmd.ID)
+		if !neverSent(err) {
+			go c.cancelCommand(token, cmd.ID) // the caller is answered at once
+		}
 		return reply{}, unavailable(err, "queue command")
 	}
 
@@ -223,6 +226,13 @@ func (c *Client) cancelCommand(token, id string) {
 	defer cancel()
 	key := c.keys.done(ShardOf(token, c.cfg.Shards), id)
 	_ = c.rdb.SetNX(ctx, key, pendingMarker+"cancelled by the API", DefaultDoneTTL).Err() // Redis may still be away
+}
+
+// neverSent reports whether err means the command cannot have reached
+// Redis: no connection could be made.
+func neverSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // ceilSecond rounds d up to a whole second, at least one.
