@@ -58,6 +58,12 @@ func openRedis(url string) (*redis.Client, error) {
 	opts.MaxRetries = 1
 	opts.DialerRetries = 1            // a refused dial answers at once, not after 5 tries
 	opts.ContextTimeoutEnabled = true // a hung Redis is cut by each call's deadline
+	if opts.PoolSize == 0 {           // not set in the URL (?pool_size=)
+		// Every API request makes one short Redis call: with go-redis's
+		// default of 10 per CPU, 50 concurrent requests queue for a
+		// connection. Connections are opened on demand.
+		opts.PoolSize = 128
+	}
 	return redis.NewClient(opts), nil
 }
 
