@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/connectortest"
 	"github.com/wago-gw/wago/shared/sqlite"
 )
 
@@ -22,7 +23,7 @@ type harness struct {
 	t     *testing.T
 	api   *API
 	store *sqlite.Store
-	conn  *fakeConnector
+	conn  *connectortest.Fake
 }
 
 func newHarness(t *testing.T) *harness {
@@ -32,7 +33,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	conn := &fakeConnector{}
+	conn := &connectortest.Fake{}
 	api, err := New(Config{Store: store, Connector: conn, AdminToken: admin})
 	if err != nil {
 		t.Fatal(err)
@@ -377,7 +378,7 @@ func BenchmarkStatus(b *testing.B) {
 	if err := store.Create(context.Background(), &shared.Session{Name: "c1", Token: "tok1", Os: "linux", Events: []string{"Message", "Call"}}); err != nil {
 		b.Fatal(err)
 	}
-	api, err := New(Config{Store: store, Connector: &fakeConnector{}, AdminToken: admin})
+	api, err := New(Config{Store: store, Connector: &connectortest.Fake{}, AdminToken: admin})
 	if err != nil {
 		b.Fatal(err)
 	}
