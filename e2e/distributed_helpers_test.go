@@ -103,38 +103,14 @@ func startDistAPI(tb testing.TB, e distEnv) *proc {
 // proc has no base.
 func startConnector(tb testing.TB, e distEnv, emu *waemu.Server, dataDir string) *proc {
 	tb.Helper()
-	cmd := exec.Command(wagoBin, "connector")
-	cmd.Env = append(append(os.Environ(), "WAGO_LOG_LEVEL=debug"), e.distProcEnv()...)
-	cmd.Env = append(cmd.Env,
+	env := append(e.distProcEnv(),
 		"WAGO_DATA_DIR="+dataDir,
 		"WAGO_WHATSMEOW_DB=",
 		"WAGO_WHATSAPP_ADDR="+emu.Addr(),
 		"WAGO_WHATSAPP_ROOT_KEY="+emu.RootPublicKeyHex(),
 	)
-	p := &proc{t: tb, cmd: cmd, logBuf: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.logBuf, p.logBuf
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	tb.Cleanup(func() {
-		p.kill()
-		if tb.Failed() {
-			tb.Logf("connector (pid %d) log:\n%s", cmd.Process.Pid, p.logBuf.String())
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(p.logBuf.String(), "connector running") {
-		select {
-		case <-p.done:
-			tb.Fatalf("the connector exited at start: %v\n%s", p.err, p.logBuf.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("the connector did not start in time:\n%s", p.logBuf.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	p := spawn(tb, "connector", env, "connector")
+	p.waitReady("to log that it runs", func() bool { return strings.Contains(p.logBuf.String(), "connector running") })
 	return p
 }
 

@@ -57,6 +57,7 @@ func freeAddr(t testing.TB) string {
 // proc is one running wago process.
 type proc struct {
 	t      testing.TB
+	name   string
 	cmd    *exec.Cmd
 	base   string
 	logBuf *syncBuffer
@@ -88,9 +89,26 @@ func (b *syncBuffer) String() string {
 func startWago(t testing.TB, env []string, args ...string) *proc {
 	t.Helper()
 	addr := freeAddr(t)
+	p := spawn(t, "wago", append([]string{"WAGO_LISTEN=" + addr}, env...), args...)
+	p.base = "http://" + addr
+	p.waitReady("to answer /health", func() bool {
+		resp, err := http.Get(p.base + "/health")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	return p
+}
+
+// spawn runs the binary with args and env (after the test's environment and
+// debug logs), collects its output, kills it at the end of the test and
+// shows its log if the test failed. name names it in messages.
+func spawn(t testing.TB, name string, env []string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(wagoBin, args...)
-	cmd.Env = append(append(os.Environ(), "WAGO_LISTEN="+addr, "WAGO_LOG_LEVEL=debug"), env...)
-	p := &proc{t: t, cmd: cmd, base: "http://" + addr, logBuf: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Env = append(append(os.Environ(), "WAGO_LOG_LEVEL=debug"), env...)
+	p := &proc{t: t, name: name, cmd: cmd, logBuf: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.logBuf, p.logBuf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -99,23 +117,25 @@ func startWago(t testing.TB, env []string, args ...string) *proc {
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
-			t.Logf("wago log:\n%s", p.logBuf.String())
+			t.Logf("%s (pid %d) log:\n%s", name, cmd.Process.Pid, p.logBuf.String())
 		}
 	})
+	return p
+}
+
+// waitReady polls ready until it holds; it fails the test if the process
+// exits first or 20 s pass.
+func (p *proc) waitReady(what string, ready func() bool) {
+	p.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(p.base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			return p
-		}
+	for !ready() {
 		select {
 		case <-p.done:
-			t.Fatalf("wago exited at start: %v\n%s", p.err, p.logBuf.String())
+			p.t.Fatalf("%s exited at start: %v\n%s", p.name, p.err, p.logBuf.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("wago did not answer in time:\n%s", p.logBuf.String())
+			p.t.Fatalf("%s did not start in time (waiting %s):\n%s", p.name, what, p.logBuf.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
