@@ -6,8 +6,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 
 	"github.com/wago-gw/wago/connector"
@@ -22,31 +20,21 @@ func connectorRole(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	hooks, err := whatsappHooks()
+	dir, err := dataDir()
 	if err != nil {
 		return err
-	}
-	dataDir := env("WAGO_DATA_DIR", "./data")
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return fmt.Errorf("failed to create data directory: %w", err)
 	}
 	rdb, rows, err := openState(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	keys, err := openKeyStore(ctx, env("WAGO_WHATSMEOW_DB", filepath.Join(dataDir, "whatsmeow.db")), log)
+	pub := redisbus.NewStatePublisher(rdb, redisbus.PublisherConfig{Logger: log.With("part", "publisher")})
+	mgr, keys, err := newConnector(ctx, log, dir, connector.Config{Store: rows, OnState: pub.Publish, OnDelete: pub.Forget})
 	if err != nil {
 		return err
 	}
 	defer keys.Close()
-
-	pub := redisbus.NewStatePublisher(rdb, redisbus.PublisherConfig{Logger: log.With("part", "publisher")})
-	mgr := connector.New(connector.Config{
-		Store: rows, Container: keys, Log: log.With("part", "connector"), Hooks: hooks,
-		WAVersion: os.Getenv("WAGO_WA_VERSION"), FetchWAVersion: true,
-		OnState: pub.Publish, OnDelete: pub.Forget,
-	})
 	inShard := func(shard int) func(string) bool {
 		return func(token string) bool { return redisbus.ShardOf(token, c.shards) == shard }
 	}

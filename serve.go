@@ -23,33 +23,25 @@ import (
 // serve runs the all-in-one process: HTTP API and connector, state in
 // SQLite files under WAGO_DATA_DIR.
 func serve(ctx context.Context, log *slog.Logger) error {
-	dataDir := env("WAGO_DATA_DIR", "./data")
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return fmt.Errorf("failed to create data directory: %w", err)
-	}
-	adminToken, err := adminToken(dataDir, log)
+	dir, err := dataDir()
 	if err != nil {
 		return err
 	}
-	hooks, err := whatsappHooks()
+	adminToken, err := adminToken(dir, log)
 	if err != nil {
 		return err
 	}
-	store, err := sqlite.Open(ctx, filepath.Join(dataDir, "wago.db"))
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "wago.db"))
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	keys, err := openKeyStore(ctx, env("WAGO_WHATSMEOW_DB", filepath.Join(dataDir, "whatsmeow.db")), log)
+	mgr, keys, err := newConnector(ctx, log, dir, connector.Config{Store: store})
 	if err != nil {
 		return err
 	}
 	defer keys.Close()
 
-	mgr := connector.New(connector.Config{
-		Store: store, Container: keys, Log: log.With("part", "connector"), Hooks: hooks,
-		WAVersion: os.Getenv("WAGO_WA_VERSION"), FetchWAVersion: true,
-	})
 	api, err := functions.New(functions.Config{Store: store, Connector: mgr, AdminToken: adminToken, Log: log.With("part", "api")})
 	if err != nil {
 		return err
@@ -62,6 +54,34 @@ func serve(ctx context.Context, log *slog.Logger) error {
 		}
 	}()
 	return listen(ctx, log, api, func(ctx context.Context) { mgr.Close(ctx) })
+}
+
+// dataDir returns WAGO_DATA_DIR, created if needed.
+func dataDir() (string, error) {
+	dir := env("WAGO_DATA_DIR", "./data")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("failed to create data directory: %w", err)
+	}
+	return dir, nil
+}
+
+// newConnector opens the whatsmeow key store (WAGO_WHATSMEOW_DB, by default
+// under dataDir) and returns a connector on it configured from the
+// environment; cfg supplies the token store and the callbacks. The caller
+// closes the key store.
+func newConnector(ctx context.Context, log *slog.Logger, dataDir string, cfg connector.Config) (*connector.Manager, *sqlstore.Container, error) {
+	hooks, err := whatsappHooks()
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := openKeyStore(ctx, env("WAGO_WHATSMEOW_DB", filepath.Join(dataDir, "whatsmeow.db")), log)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.Container, cfg.Hooks = keys, hooks
+	cfg.Log = log.With("part", "connector")
+	cfg.WAVersion, cfg.FetchWAVersion = os.Getenv("WAGO_WA_VERSION"), true
+	return connector.New(cfg), keys, nil
 }
 
 // adminToken returns WAGO_ADMIN_TOKEN, or the token generated at the first

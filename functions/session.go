@@ -53,14 +53,10 @@ func (a *API) parseConnect(w http.ResponseWriter, r *http.Request, row *shared.S
 
 // connectAnswer is the data of connect and pair.
 func connectAnswer(row *shared.Session, res shared.ConnectResult) map[string]any {
-	jid := res.Status.JID
-	if jid == "" {
-		jid = row.JID
-	}
 	out := map[string]any{
 		"details":   "Connected!",
 		"events":    row.EventsString(),
-		"jid":       jid,
+		"jid":       sessionJID(row, res.Status),
 		"webhook":   row.Webhook,
 		"connected": res.Status.Connected,
 		"loggedIn":  res.Status.LoggedIn,
@@ -128,13 +124,20 @@ func (a *API) status(w http.ResponseWriter, r *http.Request, row *shared.Session
 	OK(w, newStatusAnswer(row, st))
 }
 
+// sessionJID is the JID to show: the live one, else the stored one (a
+// linked device whose client is not running), but none once logged out,
+// where the row read may predate the logout.
+func sessionJID(row *shared.Session, st shared.Status) string {
+	if st.JID != "" || st.State == shared.StateLoggedOut {
+		return st.JID
+	}
+	return row.JID
+}
+
 func newStatusAnswer(row *shared.Session, st shared.Status) statusAnswer {
 	out := statusAnswer{
-		Connected: st.Connected, LoggedIn: st.LoggedIn, Jid: st.JID, Events: row.EventsString(),
+		Connected: st.Connected, LoggedIn: st.LoggedIn, Jid: sessionJID(row, st), Events: row.EventsString(),
 		Name: row.Name, Webhook: row.Webhook, State: st.State, HasQR: st.HasQR, LastError: st.LastError,
-	}
-	if out.Jid == "" && st.State != shared.StateLoggedOut {
-		out.Jid = row.JID
 	}
 	if !st.Since.IsZero() {
 		out.Since = st.Since.Format("2006-01-02T15:04:05Z07:00")
