@@ -76,7 +76,7 @@ func (m *Manager) permanent(s *session, gen uint64, cli *whatsmeow.Client, state
 		u.JID = shared.Ptr("")
 	}
 	m.saveRow(s, u)
-	go cli.Disconnect()
+	s.closeLater(detached)
 }
 
 // saveRow writes u to the token's row, logging a failure.
@@ -100,7 +100,7 @@ func (m *Manager) consumeQR(s *session, gen uint64, ch <-chan whatsmeow.QRChanne
 			if cli := s.detach(gen, func(st *shared.Status) {
 				st.State, st.LastError = shared.StateDisconnected, "QR code was not scanned in time: call /session/connect again"
 			}); cli != nil {
-				go cli.Disconnect()
+				s.closeLater(cli)
 			}
 		case whatsmeow.QRChannelEventError:
 			s.update(gen, func(st *shared.Status) { st.LastError = "pairing failed: scan a new QR code" })
@@ -108,7 +108,7 @@ func (m *Manager) consumeQR(s *session, gen uint64, ch <-chan whatsmeow.QRChanne
 			if cli := s.detach(gen, func(st *shared.Status) {
 				st.State, st.LastError = shared.StateOutdated, "WhatsApp rejected the client version: set WAGO_WA_VERSION to the current one"
 			}); cli != nil {
-				go cli.Disconnect()
+				s.closeLater(cli)
 			}
 		}
 	}

@@ -12,13 +12,18 @@ import (
 
 // session is the connector's side of one token: at most one whatsmeow
 // client, and the live state derived from that client's events.
+//
+// Locks: opLock serialises the lifecycle ops of the token, but is never
+// held while waiting on WhatsApp to answer a dial, so that disconnect,
+// logout and delete answer while a connect hangs; stateLock guards the
+// state and is held only for memory updates.
 type session struct {
 	token string
 	logID string
 
-	// opLock serialises the lifecycle operations (connect, pair,
-	// disconnect, logout, delete) of this token, so that two requests can
-	// never open two sockets for one device.
+	// opLock serialises connect, pair, disconnect, logout and delete of this
+	// token: together with attach refusing a dead session, it makes sure
+	// that two requests never open two sockets for one device.
 	opLock sync.Mutex
 
 	// stateLock guards the fields below.
@@ -26,30 +31,48 @@ type session struct {
 	client    *whatsmeow.Client
 	// gen numbers clients; events of a client that is no longer current
 	// carry an older gen and are ignored.
-	gen      uint64
-	stopQR   context.CancelFunc
+	gen uint64
+	// cancel ends the current client's context: its dial, its connection
+	// and its QR channel.
+	cancel context.CancelFunc
+	// dead is set when the session is deleted or stopped: no client is
+	// attached to it again, and the manager has forgotten it (or is about
+	// to), so the next op starts from a fresh session and a fresh row read.
+	dead bool
+	// closing is closed when the last detached client's socket is closed.
+	closing  chan struct{}
 	status   shared.Status
 	qr       string
-	code     string        // the last pairing code, while pairing
 	changed  chan struct{} // closed and replaced on every change
 	onChange func(token string, st shared.Status, qr string)
 }
+
+// closedChan is a closed channel: nothing to wait for.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 func newSession(token string, onChange func(string, shared.Status, string)) *session {
 	return &session{
 		token:    token,
 		logID:    shared.LogID(token),
 		status:   shared.Status{State: shared.StateDisconnected, Since: time.Now().UTC()},
+		closing:  closedChan,
 		changed:  make(chan struct{}),
 		onChange: onChange,
 	}
 }
 
-// snapshot returns the status and the current QR code.
+// snapshot returns the status, the current QR code and the current client.
 func (s *session) snapshot() (shared.Status, string, *whatsmeow.Client) {
 	s.stateLock.Lock()
 	defer s.stateLock.Unlock()
 	return s.status, s.qr, s.client
+}
+
+// current reports whether gen is the current client generation.
+func (s *session) current(gen uint64) bool {
+	s.stateLock.Lock()
+	defer s.stateLock.Unlock()
+	return gen == s.gen
 }
 
 // update changes the state of client generation gen (0: whatever is
@@ -94,35 +117,43 @@ func (s *session) setQR(gen uint64, code string) {
 	s.notifyLocked()
 }
 
-// attach makes cli the current client and returns its generation.
-func (s *session) attach(cli *whatsmeow.Client, stopQR context.CancelFunc) uint64 {
+// attach makes cli the current client, whose context cancel ends, and
+// returns its generation and the channel that is closed once the previous
+// client's socket is closed. It fails on a dead session.
+func (s *session) attach(cli *whatsmeow.Client, cancel context.CancelFunc) (uint64, <-chan struct{}, bool) {
 	s.stateLock.Lock()
 	defer s.stateLock.Unlock()
+	if s.dead {
+		return 0, nil, false
+	}
 	s.gen++
-	s.client, s.stopQR, s.qr, s.code = cli, stopQR, "", ""
+	s.client, s.cancel, s.qr = cli, cancel, ""
 	s.status = shared.Status{State: shared.StateConnecting, Since: time.Now().UTC()}
 	if cli.Store.ID != nil {
 		s.status.JID = cli.Store.ID.String()
 	}
 	s.notifyLocked()
-	return s.gen
+	return s.gen, s.closing, true
 }
 
-// detach forgets the client of generation gen (0: the current one), sets
-// the final state with fn and returns the client so that the caller can
-// disconnect it outside the lock. It returns nil if gen is not current.
+// detach forgets the client of generation gen (0: the current one), ends
+// its context and, if there was a client, sets the final state with fn. It
+// returns the client, whose socket the caller closes with closeLater; nil
+// (and no change) if gen is not current or no client runs.
 func (s *session) detach(gen uint64, fn func(st *shared.Status)) *whatsmeow.Client {
 	s.stateLock.Lock()
 	defer s.stateLock.Unlock()
-	if gen != 0 && gen != s.gen {
+	return s.detachLocked(gen, fn)
+}
+
+func (s *session) detachLocked(gen uint64, fn func(st *shared.Status)) *whatsmeow.Client {
+	if (gen != 0 && gen != s.gen) || s.client == nil {
 		return nil
 	}
-	cli, stop := s.client, s.stopQR
-	s.client, s.stopQR, s.qr, s.code = nil, nil, "", ""
+	cli, cancel := s.client, s.cancel
+	s.client, s.cancel, s.qr = nil, nil, ""
 	s.gen++
-	if stop != nil {
-		stop()
-	}
+	cancel()
 	before := s.status.State
 	s.status.Connected, s.status.LoggedIn, s.status.HasQR = false, false, false
 	fn(&s.status)
@@ -131,6 +162,31 @@ func (s *session) detach(gen uint64, fn func(st *shared.Status)) *whatsmeow.Clie
 	}
 	s.notifyLocked()
 	return cli
+}
+
+// kill marks the session dead, so that no client is attached to it again,
+// and detaches the running client, if any, with fn.
+func (s *session) kill(fn func(st *shared.Status)) *whatsmeow.Client {
+	s.stateLock.Lock()
+	defer s.stateLock.Unlock()
+	s.dead = true
+	return s.detachLocked(0, fn)
+}
+
+// closeLater closes a detached client's socket in the background:
+// whatsmeow's Disconnect waits for its socket lock, which a dial to a hung
+// server holds for up to 20 s, and for the websocket close handshake. The
+// next client of the session waits for it (see attach).
+func (s *session) closeLater(cli *whatsmeow.Client) <-chan struct{} {
+	done := make(chan struct{})
+	s.stateLock.Lock()
+	s.closing = done
+	s.stateLock.Unlock()
+	go func() {
+		defer close(done)
+		cli.Disconnect()
+	}()
+	return done
 }
 
 // wait blocks until done(status) holds, ctx ends or timeout passes, and
@@ -159,4 +215,16 @@ func (s *session) wait(ctx context.Context, timeout time.Duration, done func(sha
 // answering: connected, showing a QR code, or stopped.
 func settled(st shared.Status) bool {
 	return st.Connected || st.HasQR || st.State != shared.StateConnecting
+}
+
+// waitClosed waits until ch is closed, for at most d; it reports whether it was.
+func waitClosed(ch <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	}
 }

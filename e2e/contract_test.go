@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/types"
 	waLog "go.mau.fi/whatsmeow/util/log"
 
 	"github.com/wago-gw/wago/connector"
@@ -32,11 +33,22 @@ type contractEnv struct {
 	conn  shared.Connector
 	store shared.Store
 	emu   *waemu.Server
+	// wa is what the connector dials: a proxy in front of emu that can
+	// freeze like a hung WhatsApp server.
+	wa *hangProxy
 }
 
-// newManager runs a connector on emu with a SQLite token store and key
-// store in a temp dir.
-func newManager(t *testing.T, emu *waemu.Server, onState func(string, shared.Status, string), onDelete func(string)) (*connector.Manager, shared.Store) {
+// Timeouts of the contract's connectors: short, so that the hung-server
+// cases run quickly.
+const (
+	contractConnectTimeout = 6 * time.Second
+	contractUnlinkTimeout  = 2 * time.Second
+)
+
+// newManager runs a connector on emu, dialling addr (the emulator, or a
+// proxy in front of it), with a SQLite token store and key store in a temp
+// dir.
+func newManager(t *testing.T, emu *waemu.Server, addr string, onState func(string, shared.Status, string), onDelete func(string)) (*connector.Manager, shared.Store) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -53,7 +65,8 @@ func newManager(t *testing.T, emu *waemu.Server, onState func(string, shared.Sta
 		t.Fatal(err)
 	}
 	mgr := connector.New(connector.Config{
-		Store: store, Container: keys, Hooks: connector.Hooks{Addr: emu.Addr(), RootKey: root},
+		Store: store, Container: keys, Hooks: connector.Hooks{Addr: addr, RootKey: root},
+		ConnectTimeout: contractConnectTimeout, UnlinkTimeout: contractUnlinkTimeout,
 		Log:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		OnState: onState, OnDelete: onDelete,
 	})
@@ -70,8 +83,9 @@ func newManager(t *testing.T, emu *waemu.Server, onState func(string, shared.Sta
 func TestConnectorContract(t *testing.T) {
 	t.Run("direct", func(t *testing.T) {
 		emu := startEmulator(t)
-		mgr, store := newManager(t, emu, nil, nil)
-		runContract(t, contractEnv{conn: mgr, store: store, emu: emu})
+		wa := startHangProxy(t, emu.Addr())
+		mgr, store := newManager(t, emu, wa.Addr(), nil, nil)
+		runContract(t, contractEnv{conn: mgr, store: store, emu: emu, wa: wa})
 	})
 	t.Run("redis", func(t *testing.T) {
 		url := os.Getenv("WAGO_TEST_REDIS_URL")
@@ -85,22 +99,26 @@ func TestConnectorContract(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rdb := redis.NewClient(opts)
-		t.Cleanup(func() { rdb.Close() })
+		// Two clients, as the API and the connector are two processes: each
+		// side blocks connections (BLPOP for replies, XREADGROUP per shard).
+		opts.PoolSize = 128
+		rdb, apiRedis := redis.NewClient(opts), redis.NewClient(opts)
+		t.Cleanup(func() { rdb.Close(); apiRedis.Close() })
 		buf := make([]byte, 6)
 		rand.Read(buf)
 		prefix := "contract-" + hex.EncodeToString(buf)
 
 		emu := startEmulator(t)
+		wa := startHangProxy(t, emu.Addr())
 		pub := redisbus.NewStatePublisher(rdb, redisbus.PublisherConfig{Prefix: prefix})
-		mgr, store := newManager(t, emu, pub.Publish, pub.Forget)
+		mgr, store := newManager(t, emu, wa.Addr(), pub.Publish, pub.Forget)
 		srv := redisbus.NewServer(rdb, mgr, redisbus.ServerConfig{Prefix: prefix})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{}, 2)
 		go func() { srv.Run(ctx); done <- struct{}{} }()
 		go func() { pub.Run(ctx); done <- struct{}{} }()
 		t.Cleanup(func() { cancel(); <-done; <-done })
-		runContract(t, contractEnv{conn: redisbus.NewClient(rdb, redisbus.ClientConfig{Prefix: prefix}), store: store, emu: emu})
+		runContract(t, contractEnv{conn: redisbus.NewClient(apiRedis, redisbus.ClientConfig{Prefix: prefix}), store: store, emu: emu, wa: wa})
 	})
 }
 
@@ -130,7 +148,8 @@ func (e contractEnv) eventually(t *testing.T, token, what string, cond func(shar
 	}
 }
 
-// qr polls QR until a code is there.
+// qr polls QR until a code is there; while it waits the only acceptable
+// answer is shared.ErrNoQRYet.
 func (e contractEnv) qr(t *testing.T, token string) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -139,11 +158,42 @@ func (e contractEnv) qr(t *testing.T, token string) string {
 		if err == nil {
 			return code
 		}
+		wantErr(t, "qr while waiting for a code", err, shared.ErrNoQRYet)
 		if time.Now().After(deadline) {
 			t.Fatalf("no QR code: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func (e contractEnv) connect(token string, opts shared.ConnectOptions) (shared.ConnectResult, error) {
+	return shared.Call(context.Background(), e.conn, shared.OpConnect, token, opts)
+}
+
+func (e contractEnv) pair(token string, opts shared.ConnectOptions) (shared.ConnectResult, error) {
+	return shared.Call(context.Background(), e.conn, shared.OpPair, token, opts)
+}
+
+func (e contractEnv) do(op *shared.Op[shared.Empty, shared.Empty], token string) error {
+	_, err := shared.Call(context.Background(), e.conn, op, token, shared.Empty{})
+	return err
+}
+
+// link connects token, scans its QR code and waits until it is logged in.
+func (e contractEnv) link(t *testing.T, token string) types.JID {
+	t.Helper()
+	res, err := e.connect(token, shared.ConnectOptions{})
+	if err != nil || res.Status.State != shared.StateQR || !res.Status.HasQR {
+		t.Fatalf("connect: %+v %v", res, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	jid, err := e.emu.ScanQR(ctx, e.qr(t, token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(t, token, "logged in", func(s shared.Status) bool { return s.LoggedIn && s.Connected && s.JID == jid.String() })
+	return jid
 }
 
 func runContract(t *testing.T, e contractEnv) {
@@ -154,7 +204,7 @@ func runContract(t *testing.T, e contractEnv) {
 	}
 
 	// Before any connect.
-	if _, err := e.conn.Connect(ctx, "no-such-token", shared.ConnectOptions{Immediate: true}); shared.ErrorCode(err) != shared.ENOTFOUND {
+	if _, err := e.connect("no-such-token", shared.ConnectOptions{Immediate: true}); shared.ErrorCode(err) != shared.ENOTFOUND {
 		t.Fatalf("connect of an unknown token: %v", err)
 	}
 	if st, err := e.conn.Status(ctx, token); err != nil || st.Connected || st.LoggedIn || st.State != shared.StateDisconnected {
@@ -162,11 +212,11 @@ func runContract(t *testing.T, e contractEnv) {
 	}
 	_, err := e.conn.QR(ctx, token)
 	wantErr(t, "qr before connect", err, shared.ErrNoSession)
-	wantErr(t, "disconnect before connect", e.conn.Disconnect(ctx, token), shared.ErrNoSession)
-	wantErr(t, "logout before connect", e.conn.Logout(ctx, token), shared.ErrNotLoggedIn)
+	wantErr(t, "disconnect before connect", e.do(shared.OpDisconnect, token), shared.ErrNoSession)
+	wantErr(t, "logout before connect", e.do(shared.OpLogout, token), shared.ErrNotLoggedIn)
 
 	// Connect, QR, scan.
-	res, err := e.conn.Connect(ctx, token, shared.ConnectOptions{})
+	res, err := e.connect(token, shared.ConnectOptions{})
 	if err != nil || res.Status.State != shared.StateQR || !res.Status.HasQR {
 		t.Fatalf("connect: %+v %v", res, err)
 	}
@@ -193,7 +243,7 @@ func runContract(t *testing.T, e contractEnv) {
 	}
 
 	// Idempotent connect; QR refused.
-	res, err = e.conn.Connect(ctx, token, shared.ConnectOptions{})
+	res, err = e.connect(token, shared.ConnectOptions{})
 	if err != nil || !res.Status.LoggedIn || res.Status.JID != jid.String() {
 		t.Fatalf("second connect: %+v %v", res, err)
 	}
@@ -202,22 +252,22 @@ func runContract(t *testing.T, e contractEnv) {
 	}
 	_, err = e.conn.QR(ctx, token)
 	wantErr(t, "qr when logged in", err, shared.ErrAlreadyLoggedIn)
-	_, err = e.conn.Pair(ctx, token, shared.ConnectOptions{Phone: "15550001111"})
+	_, err = e.pair(token, shared.ConnectOptions{Phone: "15550001111"})
 	wantErr(t, "pair when logged in", err, shared.ErrAlreadyLoggedIn)
 
 	// Disconnect and restore.
-	if err := e.conn.Disconnect(ctx, token); err != nil {
+	if err := e.do(shared.OpDisconnect, token); err != nil {
 		t.Fatal(err)
 	}
 	e.eventually(t, token, "disconnected", func(s shared.Status) bool { return s.State == shared.StateDisconnected && !s.Connected })
-	wantErr(t, "second disconnect", e.conn.Disconnect(ctx, token), shared.ErrNoSession)
-	res, err = e.conn.Connect(ctx, token, shared.ConnectOptions{})
+	wantErr(t, "second disconnect", e.do(shared.OpDisconnect, token), shared.ErrNoSession)
+	res, err = e.connect(token, shared.ConnectOptions{})
 	if err != nil || !res.Status.LoggedIn {
 		t.Fatalf("restore: %+v %v", res, err)
 	}
 
 	// Logout.
-	if err := e.conn.Logout(ctx, token); err != nil {
+	if err := e.do(shared.OpLogout, token); err != nil {
 		t.Fatal(err)
 	}
 	st = e.eventually(t, token, "logged out", func(s shared.Status) bool { return s.State == shared.StateLoggedOut })
@@ -227,11 +277,11 @@ func runContract(t *testing.T, e contractEnv) {
 	if row, _ := e.store.Get(ctx, token); row.JID != "" || row.AutoConnect {
 		t.Fatalf("row after logout: %+v", row)
 	}
-	wantErr(t, "second logout", e.conn.Logout(ctx, token), shared.ErrNotLoggedIn)
+	wantErr(t, "second logout", e.do(shared.OpLogout, token), shared.ErrNotLoggedIn)
 
 	// Pairing code.
 	const phone = "15553334444"
-	res, err = e.conn.Pair(ctx, token, shared.ConnectOptions{Phone: phone})
+	res, err = e.pair(token, shared.ConnectOptions{Phone: phone})
 	if err != nil || len(strings.ReplaceAll(res.LinkingCode, "-", "")) != 8 {
 		t.Fatalf("pair: %+v %v", res, err)
 	}
@@ -242,11 +292,22 @@ func runContract(t *testing.T, e contractEnv) {
 	e.eventually(t, token, "logged in by code", func(s shared.Status) bool { return s.LoggedIn && s.JID == jid2.String() })
 
 	// Delete logs out and forgets.
-	if err := e.conn.Delete(ctx, token); err != nil {
+	if err := e.do(shared.OpDelete, token); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := device(e.emu, jid2); ok {
 		t.Fatal("delete did not log the device out")
 	}
 	e.eventually(t, token, "forgotten", func(s shared.Status) bool { return s.State == shared.StateDisconnected && s.JID == "" })
+	if _, err := e.store.Get(ctx, token); shared.ErrorCode(err) != shared.ENOTFOUND {
+		t.Fatalf("delete left the row: %v", err)
+	}
+	_, err = e.connect(token, shared.ConnectOptions{Immediate: true})
+	wantErr(t, "connect after delete", err, shared.ErrSessionNotFound)
+	wantErr(t, "delete after delete", e.do(shared.OpDelete, token), shared.ErrSessionNotFound)
+	_, err = e.pair("no-such-token", shared.ConnectOptions{Phone: phone})
+	wantErr(t, "pair of an unknown token", err, shared.ErrSessionNotFound)
+
+	t.Run("hung server", func(t *testing.T) { runHungServer(t, e) })
+	t.Run("delete racing connects", func(t *testing.T) { runDeleteRace(t, e) })
 }

@@ -112,11 +112,9 @@ func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, a.log, err)
 		return
 	}
-	if err := a.connector.Delete(r.Context(), token); err != nil {
-		Error(w, r, a.log, err)
-		return
-	}
-	if err := a.store.Delete(r.Context(), token); err != nil && shared.ErrorCode(err) != shared.ENOTFOUND {
+	// The connector deletes the row too, under the token's lock, so that
+	// no connect racing the delete can leave a socket behind.
+	if _, err := shared.Call(r.Context(), a.connector, shared.OpDelete, token, shared.Empty{}); err != nil {
 		Error(w, r, a.log, err)
 		return
 	}

@@ -169,13 +169,13 @@ func TestConnect(t *testing.T) {
 	h := newHarness(t)
 	h.init("c1", "tok1")
 	var gotOpts shared.ConnectOptions
-	h.conn.ConnectFn = func(_ context.Context, token string, opts shared.ConnectOptions) (shared.ConnectResult, error) {
+	connectortest.On(h.conn, shared.OpConnect, func(_ context.Context, token string, opts shared.ConnectOptions) (shared.ConnectResult, error) {
 		if token != "tok1" {
 			t.Errorf("connect token %q", token)
 		}
 		gotOpts = opts
 		return shared.ConnectResult{Status: shared.Status{State: shared.StateQR, HasQR: true}}, nil
-	}
+	})
 	a := h.do("POST", "/session/connect", `{"Subscribe": ["Message", "readreceipt", "Message"], "Immediate": true, "Phone": ""}`, "token", "tok1")
 	var got map[string]any
 	h.data(a, &got)
@@ -201,9 +201,9 @@ func TestConnect(t *testing.T) {
 	h.wantError(h.do("POST", "/session/connect", `{"Immediate":"yes"}`, "token", "tok1"), 400, "invalid JSON body: field Immediate must be a boolean")
 	h.wantError(h.do("POST", "/session/connect", `{"Phone":"12ab"}`, "token", "tok1"), 400, "invalid Phone: use the international format, digits only after an optional +, e.g. 5511999999999")
 
-	h.conn.ConnectFn = func(context.Context, string, shared.ConnectOptions) (shared.ConnectResult, error) {
+	connectortest.On(h.conn, shared.OpConnect, func(context.Context, string, shared.ConnectOptions) (shared.ConnectResult, error) {
 		return shared.ConnectResult{}, shared.Wrap(context.DeadlineExceeded, shared.EUNAVAILABLE, "could not connect to WhatsApp")
-	}
+	})
 	h.wantError(h.do("POST", "/session/connect", `{}`, "token", "tok1"), 503, "could not connect to WhatsApp")
 }
 
@@ -211,10 +211,10 @@ func TestPair(t *testing.T) {
 	h := newHarness(t)
 	h.init("c1", "tok1")
 	var phone string
-	h.conn.PairFn = func(_ context.Context, _ string, opts shared.ConnectOptions) (shared.ConnectResult, error) {
+	connectortest.On(h.conn, shared.OpPair, func(_ context.Context, _ string, opts shared.ConnectOptions) (shared.ConnectResult, error) {
 		phone = opts.Phone
 		return shared.ConnectResult{LinkingCode: "ABCD-EFGH", Status: shared.Status{State: shared.StatePairing}}, nil
-	}
+	})
 	var got map[string]any
 	h.data(h.do("POST", "/session/pair", `{"Phone":"+5511999999999"}`, "token", "tok1"), &got)
 	if got["LinkingCode"] != "ABCD-EFGH" || phone != "5511999999999" {
@@ -224,9 +224,9 @@ func TestPair(t *testing.T) {
 	for _, bad := range []string{"0511999999999", "55 11 9999", "+", "123", "55119999999999999", "5511-999999"} {
 		h.wantError(h.do("POST", "/session/pair", `{"Phone":"`+bad+`"}`, "token", "tok1"), 400, "invalid Phone: use the international format, digits only after an optional +, e.g. 5511999999999")
 	}
-	h.conn.PairFn = func(context.Context, string, shared.ConnectOptions) (shared.ConnectResult, error) {
+	connectortest.On(h.conn, shared.OpPair, func(context.Context, string, shared.ConnectOptions) (shared.ConnectResult, error) {
 		return shared.ConnectResult{}, shared.ErrAlreadyLoggedIn
-	}
+	})
 	h.wantError(h.do("POST", "/session/pair", `{"Phone":"5511999999999"}`, "token", "tok1"), 409, "already logged in")
 }
 
@@ -288,8 +288,12 @@ func TestDisconnectLogout(t *testing.T) {
 	if got["details"] != "Logged out" {
 		t.Fatalf("logout answered %v", got)
 	}
-	h.conn.DisconnectFn = func(context.Context, string) error { return shared.ErrNoSession }
-	h.conn.LogoutFn = func(context.Context, string) error { return shared.ErrNotLoggedIn }
+	connectortest.On(h.conn, shared.OpDisconnect, func(context.Context, string, shared.Empty) (shared.Empty, error) {
+		return shared.Empty{}, shared.ErrNoSession
+	})
+	connectortest.On(h.conn, shared.OpLogout, func(context.Context, string, shared.Empty) (shared.Empty, error) {
+		return shared.Empty{}, shared.ErrNotLoggedIn
+	})
 	h.wantError(h.do("POST", "/session/disconnect", "", "token", "tok1"), 409, "No session")
 	h.wantError(h.do("POST", "/session/logout", "", "token", "tok1"), 409, "not logged in")
 }
@@ -318,7 +322,11 @@ func TestAllScannedDelete(t *testing.T) {
 	h.wantError(h.do("POST", "/session/delete", "", "admintoken", admin), 400, "missing token header: the token of the session to delete")
 	h.wantError(h.do("POST", "/session/delete", "", "admintoken", admin, "token", "nope"), 404, "session not found")
 	deleted := ""
-	h.conn.DeleteFn = func(_ context.Context, token string) error { deleted = token; return nil }
+	// The connector deletes the row (shared.OpDelete).
+	connectortest.On(h.conn, shared.OpDelete, func(ctx context.Context, token string, _ shared.Empty) (shared.Empty, error) {
+		deleted = token
+		return shared.Empty{}, h.store.Delete(ctx, token)
+	})
 	var got map[string]string
 	h.data(h.do("POST", "/session/delete", "", "admintoken", admin, "token", "tok2"), &got)
 	if deleted != "tok2" || got["details"] != "session deleted" {
@@ -329,9 +337,9 @@ func TestAllScannedDelete(t *testing.T) {
 	}
 	h.wantError(h.do("GET", "/session/status", "", "token", "tok2"), 401, "invalid token")
 	// A failed connector delete keeps the row.
-	h.conn.DeleteFn = func(context.Context, string) error {
-		return shared.Errorf(shared.EUNAVAILABLE, "session service unavailable")
-	}
+	connectortest.On(h.conn, shared.OpDelete, func(context.Context, string, shared.Empty) (shared.Empty, error) {
+		return shared.Empty{}, shared.Errorf(shared.EUNAVAILABLE, "session service unavailable")
+	})
 	h.wantError(h.do("POST", "/session/delete", "", "admintoken", admin, "token", "tok1"), 503, "session service unavailable")
 	if _, err := h.store.Get(context.Background(), "tok1"); err != nil {
 		t.Fatalf("row lost after a failed delete: %v", err)

@@ -77,7 +77,7 @@ func (a *API) connect(w http.ResponseWriter, r *http.Request, row *shared.Sessio
 		Error(w, r, a.log, err)
 		return
 	}
-	res, err := a.connector.Connect(r.Context(), row.Token, opts)
+	res, err := shared.Call(r.Context(), a.connector, shared.OpConnect, row.Token, opts)
 	if err != nil {
 		Error(w, r, a.log, err)
 		return
@@ -91,7 +91,7 @@ func (a *API) pair(w http.ResponseWriter, r *http.Request, row *shared.Session) 
 		Error(w, r, a.log, err)
 		return
 	}
-	res, err := a.connector.Pair(r.Context(), row.Token, opts)
+	res, err := shared.Call(r.Context(), a.connector, shared.OpPair, row.Token, opts)
 	if err != nil {
 		Error(w, r, a.log, err)
 		return
@@ -160,7 +160,7 @@ func (a *API) qr(w http.ResponseWriter, r *http.Request, row *shared.Session) {
 }
 
 func (a *API) disconnect(w http.ResponseWriter, r *http.Request, row *shared.Session) {
-	if err := a.connector.Disconnect(r.Context(), row.Token); err != nil {
+	if _, err := shared.Call(r.Context(), a.connector, shared.OpDisconnect, row.Token, shared.Empty{}); err != nil {
 		Error(w, r, a.log, err)
 		return
 	}
@@ -168,7 +168,7 @@ func (a *API) disconnect(w http.ResponseWriter, r *http.Request, row *shared.Ses
 }
 
 func (a *API) logout(w http.ResponseWriter, r *http.Request, row *shared.Session) {
-	if err := a.connector.Logout(r.Context(), row.Token); err != nil {
+	if _, err := shared.Call(r.Context(), a.connector, shared.OpLogout, row.Token, shared.Empty{}); err != nil {
 		Error(w, r, a.log, err)
 		return
 	}

@@ -1,46 +1,54 @@
-// Package connectortest provides a fake shared.Connector for unit tests of
-// the parts that call or serve the seam (the HTTP functions, the Redis
-// transport). The real connector is proven end to end in e2e/.
+// Package connectortest provides the one fake shared.Connector for unit
+// tests of the parts that call or serve the seam (the HTTP functions, the
+// Redis transport). The real connector is proven end to end in e2e/.
 package connectortest
 
 import (
 	"context"
+	"sync"
 
 	"github.com/wago-gw/wago/shared"
 )
 
-// Fake is a shared.Connector whose methods call its function fields. A nil
-// field answers the zero value, except Status (a disconnected session) and
-// QR (shared.ErrNoSession).
+// Fake is a shared.Connector whose ops run the functions registered with
+// On. An op without one answers its zero result; a nil StatusFn answers a
+// disconnected session, a nil QRFn shared.ErrNoSession.
 type Fake struct {
-	ConnectFn    func(ctx context.Context, token string, opts shared.ConnectOptions) (shared.ConnectResult, error)
-	PairFn       func(ctx context.Context, token string, opts shared.ConnectOptions) (shared.ConnectResult, error)
-	StatusFn     func(ctx context.Context, token string) (shared.Status, error)
-	QRFn         func(ctx context.Context, token string) (string, error)
-	DisconnectFn func(ctx context.Context, token string) error
-	LogoutFn     func(ctx context.Context, token string) error
-	DeleteFn     func(ctx context.Context, token string) error
+	StatusFn func(ctx context.Context, token string) (shared.Status, error)
+	QRFn     func(ctx context.Context, token string) (string, error)
+
+	// opsLock guards ops.
+	opsLock sync.Mutex
+	ops     map[string]func(ctx context.Context, token string, req any) (any, error)
 }
 
 var _ shared.Connector = (*Fake)(nil)
 
-// Connect implements shared.Connector.
-func (f *Fake) Connect(ctx context.Context, token string, opts shared.ConnectOptions) (shared.ConnectResult, error) {
-	if f.ConnectFn == nil {
-		return shared.ConnectResult{}, nil
+// On makes f run fn for op, and returns f.
+func On[Req, Res any](f *Fake, op *shared.Op[Req, Res], fn func(ctx context.Context, token string, req Req) (Res, error)) *Fake {
+	f.opsLock.Lock()
+	defer f.opsLock.Unlock()
+	if f.ops == nil {
+		f.ops = map[string]func(context.Context, string, any) (any, error){}
 	}
-	return f.ConnectFn(ctx, token, opts)
+	f.ops[op.Name()] = func(ctx context.Context, token string, req any) (any, error) {
+		return fn(ctx, token, req.(Req))
+	}
+	return f
 }
 
-// Pair implements shared.Connector.
-func (f *Fake) Pair(ctx context.Context, token string, opts shared.ConnectOptions) (shared.ConnectResult, error) {
-	if f.PairFn == nil {
-		return shared.ConnectResult{}, nil
+// Invoke implements shared.Invoker.
+func (f *Fake) Invoke(ctx context.Context, token string, op shared.OpInfo, req any) (any, error) {
+	f.opsLock.Lock()
+	fn := f.ops[op.Name()]
+	f.opsLock.Unlock()
+	if fn == nil {
+		return op.DecodeResult(nil)
 	}
-	return f.PairFn(ctx, token, opts)
+	return fn(ctx, token, req)
 }
 
-// Status implements shared.Connector.
+// Status implements shared.Live.
 func (f *Fake) Status(ctx context.Context, token string) (shared.Status, error) {
 	if f.StatusFn == nil {
 		return shared.Status{State: shared.StateDisconnected}, nil
@@ -48,7 +56,7 @@ func (f *Fake) Status(ctx context.Context, token string) (shared.Status, error) 
 	return f.StatusFn(ctx, token)
 }
 
-// Statuses implements shared.Connector with Status for each token.
+// Statuses implements shared.Live with Status for each token.
 func (f *Fake) Statuses(ctx context.Context, tokens []string) ([]shared.Status, error) {
 	out := make([]shared.Status, len(tokens))
 	for i, t := range tokens {
@@ -61,34 +69,10 @@ func (f *Fake) Statuses(ctx context.Context, tokens []string) ([]shared.Status, 
 	return out, nil
 }
 
-// QR implements shared.Connector.
+// QR implements shared.Live.
 func (f *Fake) QR(ctx context.Context, token string) (string, error) {
 	if f.QRFn == nil {
 		return "", shared.ErrNoSession
 	}
 	return f.QRFn(ctx, token)
-}
-
-// Disconnect implements shared.Connector.
-func (f *Fake) Disconnect(ctx context.Context, token string) error {
-	if f.DisconnectFn == nil {
-		return nil
-	}
-	return f.DisconnectFn(ctx, token)
-}
-
-// Logout implements shared.Connector.
-func (f *Fake) Logout(ctx context.Context, token string) error {
-	if f.LogoutFn == nil {
-		return nil
-	}
-	return f.LogoutFn(ctx, token)
-}
-
-// Delete implements shared.Connector.
-func (f *Fake) Delete(ctx context.Context, token string) error {
-	if f.DeleteFn == nil {
-		return nil
-	}
-	return f.DeleteFn(ctx, token)
 }

@@ -112,51 +112,35 @@ func NewClient(rdb redis.UniversalClient, cfg ClientConfig) *Client {
 	return &Client{rdb: rdb, cfg: cfg, keys: keys{cfg.Prefix}}
 }
 
-// Connect implements shared.Connector.
-func (c *Client) Connect(ctx context.Context, token string, opts shared.ConnectOptions) (shared.ConnectResult, error) {
-	r, err := c.call(ctx, OpConnect, token, opts, c.cfg.ConnectTimeout)
+// Invoke implements shared.Invoker: it encodes req, queues the command on
+// the token's shard stream and decodes the result the owning connector
+// replies. An op that Dials waits ConnectTimeout, any other CommandTimeout.
+func (c *Client) Invoke(ctx context.Context, token string, op shared.OpInfo, req any) (any, error) {
+	data, err := json.Marshal(req)
 	if err != nil {
-		return shared.ConnectResult{}, err
+		return nil, shared.Wrap(fmt.Errorf("failed to encode the %s request: %w", op.Name(), err), shared.EINTERNAL, "internal error")
 	}
-	return r.result(), r.err()
-}
-
-// Pair implements shared.Connector.
-func (c *Client) Pair(ctx context.Context, token string, opts shared.ConnectOptions) (shared.ConnectResult, error) {
-	r, err := c.call(ctx, OpPair, token, opts, c.cfg.ConnectTimeout)
+	timeout := c.cfg.CommandTimeout
+	if op.Dials() {
+		timeout = c.cfg.ConnectTimeout
+	}
+	r, err := c.call(ctx, op, token, data, timeout)
 	if err != nil {
-		return shared.ConnectResult{}, err
+		return nil, err
 	}
-	return r.result(), r.err()
-}
-
-// Disconnect implements shared.Connector.
-func (c *Client) Disconnect(ctx context.Context, token string) error {
-	return c.simple(ctx, OpDisconnect, token)
-}
-
-// Logout implements shared.Connector.
-func (c *Client) Logout(ctx context.Context, token string) error {
-	return c.simple(ctx, OpLogout, token)
-}
-
-// Delete implements shared.Connector.
-func (c *Client) Delete(ctx context.Context, token string) error {
-	return c.simple(ctx, OpDelete, token)
-}
-
-func (c *Client) simple(ctx context.Context, op, token string) error {
-	r, err := c.call(ctx, op, token, shared.ConnectOptions{}, c.cfg.CommandTimeout)
-	if err != nil {
-		return err
+	var res any
+	if len(r.Result) > 0 {
+		if res, err = op.DecodeResult(r.Result); err != nil {
+			return nil, shared.Wrap(err, shared.EINTERNAL, "internal error")
+		}
 	}
-	return r.err()
+	return res, r.err()
 }
 
 // call queues one command on the token's shard stream and waits for its
 // reply until timeout (or ctx's deadline, if sooner). The deadline travels
 // with the command, so a connector that reads it too late drops it.
-func (c *Client) call(ctx context.Context, op, token string, opts shared.ConnectOptions, timeout time.Duration) (reply, error) {
+func (c *Client) call(ctx context.Context, op shared.OpInfo, token string, req []byte, timeout time.Duration) (reply, error) {
 	deadline := time.Now().Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -165,20 +149,15 @@ func (c *Client) call(ctx context.Context, op, token string, opts shared.Connect
 		ID:       newCommandID(),
 		Op:       op,
 		Token:    token,
-		Opts:     wireOptions{Immediate: opts.Immediate, Phone: opts.Phone},
+		Req:      req,
 		Deadline: deadline,
 	}
-	values, err := cmd.values()
-	if err != nil {
-		return reply{}, shared.Wrap(err, shared.EINTERNAL, "internal error")
-	}
-
 	actx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
-	err = c.rdb.XAdd(actx, &redis.XAddArgs{
+	err := c.rdb.XAdd(actx, &redis.XAddArgs{
 		Stream: c.keys.stream(ShardOf(token, c.cfg.Shards)),
 		MaxLen: c.cfg.StreamMaxLen,
 		Approx: true,
-		Values: values,
+		Values: cmd.values(),
 	}).Err()
 	cancel()
 	if err != nil {
@@ -297,10 +276,8 @@ func decodeStatus(cmd *redis.StringCmd) (st shared.Status, ok bool, err error) {
 	return st, true, nil
 }
 
-// QR implements shared.Connector from the published keys: ErrAlreadyLoggedIn
-// when the status says logged in, shared.ErrNoSession when no client runs
-// (no status, or a state without a running client), ErrNoQRYet (ECONFLICT)
-// while a client runs without a code.
+// QR implements shared.Live from the published keys, with shared.QRCode:
+// a missing status key is a session without a client.
 func (c *Client) QR(ctx context.Context, token string) (string, error) {
 	actx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
 	defer cancel()
@@ -311,30 +288,14 @@ func (c *Client) QR(ctx context.Context, token string) (string, error) {
 		return "", unavailable(err, "read QR code")
 	}
 	st, ok, err := decodeStatus(stCmd)
-	switch {
-	case err != nil:
+	if err != nil {
 		return "", err
-	case !ok:
-		return "", shared.ErrNoSession
-	case st.LoggedIn:
-		return "", shared.ErrAlreadyLoggedIn
-	case !clientRunning(st.State):
+	} else if !ok {
 		return "", shared.ErrNoSession
 	}
 	code, err := qrCmd.Result()
-	if errors.Is(err, redis.Nil) || (err == nil && code == "") {
-		return "", ErrNoQRYet
-	} else if err != nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return "", unavailable(err, "read QR code")
 	}
-	return code, nil
-}
-
-// clientRunning reports whether state is one in which a WhatsApp client runs.
-func clientRunning(state string) bool {
-	switch state {
-	case shared.StateConnecting, shared.StateQR, shared.StatePairing, shared.StateConnected:
-		return true
-	}
-	return false
+	return shared.QRCode(st, code)
 }

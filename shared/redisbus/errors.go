@@ -11,16 +11,12 @@ import (
 const (
 	MsgNoReply     = "connector did not answer in time"
 	MsgUnavailable = "session service unavailable"
-	MsgNoQRYet     = "no QR code available yet: wait and retry"
 )
 
 // ErrNoReply is what a Client answers when no connector replied before the
 // command's deadline (no connector runs, or it is overloaded). The command is
 // then never run: a Server drops commands whose deadline has passed.
 var ErrNoReply = shared.Errorf(shared.EUNAVAILABLE, MsgNoReply)
-
-// ErrNoQRYet is what QR answers while a client runs but has no code yet.
-var ErrNoQRYet = shared.Errorf(shared.ECONFLICT, MsgNoQRYet)
 
 // Internal errors; they never reach an HTTP client.
 var (

@@ -130,7 +130,18 @@ func (s *Server) reclaim(sr *shardRun, stream string) {
 	}
 }
 
-// dispatch queues one entry behind the earlier commands of its token.
+// queueKey names a queue of commands run one at a time, in stream order:
+// one per token and ordered lane (sends); a command of an unordered lane
+// (lifecycle, which the connector serialises itself) has a queue of its
+// own, so that a disconnect or delete can interrupt a hung connect.
+type queueKey struct {
+	token string
+	lane  shared.Lane
+	entry string // the stream id, for an unordered lane
+}
+
+// dispatch queues one entry behind the earlier commands of its token and
+// lane. It never blocks: a slot is taken when the command starts (work).
 func (s *Server) dispatch(sr *shardRun, stream string, m redis.XMessage) {
 	cmd, err := parseCommand(m.Values)
 	if err != nil {
@@ -138,60 +149,83 @@ func (s *Server) dispatch(sr *shardRun, stream string, m redis.XMessage) {
 		s.ack(stream, m.ID)
 		return
 	}
-	select {
-	case s.sem <- struct{}{}:
-	default:
-		select {
-		case s.sem <- struct{}{}:
-		case <-sr.ctx.Done():
-			return // left pending: reclaimed by the next owner
-		}
-	}
 	sr.queuesLock.Lock()
 	defer sr.queuesLock.Unlock()
 	if _, dup := sr.inflight[m.ID]; dup || sr.closed {
-		<-s.sem
 		return
 	}
 	sr.inflight[m.ID] = struct{}{}
-	q, busy := sr.queues[cmd.Token]
-	sr.queues[cmd.Token] = append(q, message{streamID: m.ID, cmd: cmd})
+	key := queueKey{token: cmd.Token, lane: cmd.Op.Lane()}
+	if !key.lane.Ordered() {
+		key.entry = m.ID
+	}
+	q, busy := sr.queues[key]
+	sr.queues[key] = append(q, message{streamID: m.ID, cmd: cmd})
 	if !busy {
 		sr.handlers.Add(1)
-		go s.work(sr, stream, cmd.Token)
+		go s.work(sr, stream, key)
 	}
 }
 
-// work runs the queued commands of token one by one until none is left.
-func (s *Server) work(sr *shardRun, stream, token string) {
+// work runs the queued commands of one token and lane one by one until
+// none is left. Each takes one of the MaxInFlight slots while it runs; a
+// command that cannot get a slot before its deadline is dropped (its caller
+// has answered 503).
+func (s *Server) work(sr *shardRun, stream string, key queueKey) {
 	defer sr.handlers.Done()
 	for {
 		sr.queuesLock.Lock()
-		q := sr.queues[token]
+		q := sr.queues[key]
 		if len(q) == 0 {
-			delete(sr.queues, token)
+			delete(sr.queues, key)
 			sr.queuesLock.Unlock()
 			return
 		}
 		m := q[0]
 		q[0] = message{}
-		sr.queues[token] = q[1:]
+		sr.queues[key] = q[1:]
 		sr.queuesLock.Unlock()
 
-		s.handle(sr, stream, m)
-
+		switch {
+		case sr.hctx.Err() != nil:
+			// Released: left pending, for the next owner to reclaim.
+		case s.takeSlot(sr, m.cmd.Deadline):
+			s.handle(sr, stream, m)
+			<-s.sem
+		case sr.hctx.Err() == nil:
+			s.log.Info("redisbus: dropping a command that found no free slot before its deadline", "shard", sr.shard, "cmd", m.cmd.ID)
+			s.ack(stream, m.streamID)
+		}
 		sr.queuesLock.Lock()
 		delete(sr.inflight, m.streamID)
 		sr.queuesLock.Unlock()
-		<-s.sem
 	}
+}
+
+// takeSlot takes a slot for a command with deadline; it reports false when
+// the deadline passes or the shard's handlers are cancelled first.
+func (s *Server) takeSlot(sr *shardRun, deadline time.Time) bool {
+	select {
+	case s.sem <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case s.sem <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-sr.hctx.Done():
+	}
+	return false
 }
 
 // handle runs one command at most once and replies; it acks the entry only
 // once the reply is written.
 func (s *Server) handle(sr *shardRun, stream string, m message) {
 	cmd := m.cmd
-	log := s.log.With("shard", sr.shard, "cmd", cmd.ID, "op", cmd.Op)
+	log := s.log.With("shard", sr.shard, "cmd", cmd.ID, "op", cmd.Op.Name())
 	if time.Now().After(cmd.Deadline) {
 		log.Info("redisbus: dropping a command past its deadline", "late", time.Since(cmd.Deadline))
 		s.ack(stream, m.streamID)
@@ -242,31 +276,17 @@ func (s *Server) run(parent context.Context, cmd command) (rep reply) {
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("redisbus: command panicked", "cmd", cmd.ID, "op", cmd.Op, "panic", p)
+			s.log.Error("redisbus: command panicked", "cmd", cmd.ID, "op", cmd.Op.Name(), "panic", p)
 			rep = newReply(nil, fmt.Errorf("panic: %v", p))
 		}
 	}()
-	opts := shared.ConnectOptions{Immediate: cmd.Opts.Immediate, Phone: cmd.Opts.Phone}
-	var (
-		res *shared.ConnectResult
-		err error
-	)
-	switch cmd.Op {
-	case OpConnect:
-		r, e := s.local.Connect(ctx, cmd.Token, opts)
-		res, err = &r, e
-	case OpPair:
-		r, e := s.local.Pair(ctx, cmd.Token, opts)
-		res, err = &r, e
-	case OpDisconnect:
-		err = s.local.Disconnect(ctx, cmd.Token)
-	case OpLogout:
-		err = s.local.Logout(ctx, cmd.Token)
-	case OpDelete:
-		err = s.local.Delete(ctx, cmd.Token)
+	req, err := cmd.Op.DecodeRequest(cmd.Req)
+	if err != nil {
+		return newReply(nil, shared.Wrap(err, shared.EINVALID, "malformed request"))
 	}
+	res, err := s.local.Invoke(ctx, cmd.Token, cmd.Op, req)
 	if err != nil && shared.ErrorCode(err) == shared.EINTERNAL {
-		s.log.Error("redisbus: command failed", "cmd", cmd.ID, "op", cmd.Op, "err", err)
+		s.log.Error("redisbus: command failed", "cmd", cmd.ID, "op", cmd.Op.Name(), "err", err)
 	}
 	return newReply(res, err)
 }
@@ -301,13 +321,9 @@ func (s *Server) writeReply(sr *shardRun, cmd command, data []byte, store bool) 
 
 // requeue adds cmd again at the end of stream and reports success.
 func (s *Server) requeue(stream string, cmd command) bool {
-	values, err := cmd.values()
-	if err != nil {
-		return false
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RedisTimeout)
 	defer cancel()
-	if err := s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: values}).Err(); err != nil {
+	if err := s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: cmd.values()}).Err(); err != nil {
 		s.log.Warn("redisbus: requeue failed; the command stays pending", "cmd", cmd.ID, "err", err)
 		return false
 	}

@@ -25,6 +25,10 @@ const (
 	DefaultClaimMinIdle  = 30 * time.Second
 	DefaultClaimInterval = 15 * time.Second
 	DefaultMaxInFlight   = 64
+	DefaultDrainTimeout  = 5 * time.Second
+	// cancelGrace bounds the wait for commands to return once their
+	// context is cancelled; the connector's ops return at once.
+	cancelGrace          = 2 * time.Second
 	DefaultReplyTTL      = 60 * time.Second
 	DefaultDoneTTL       = 10 * time.Minute
 	DefaultServerTimeout = 2 * time.Second
@@ -54,10 +58,15 @@ type ServerConfig struct {
 	// ClaimInterval is how often stale pending commands are reclaimed, in
 	// addition to when a shard is acquired. Default 15 s.
 	ClaimInterval time.Duration
-	// MaxInFlight bounds the commands read and not yet finished, over all
-	// shards: queued behind another command of their token, or running.
+	// MaxInFlight bounds the commands running at once, over all shards. A
+	// slot is taken when a command starts, not while it waits behind an
+	// earlier command of its token, so one hung command holds one slot.
 	// Default 64.
 	MaxInFlight int
+	// DrainTimeout bounds how long a graceful release (shutdown, shedding)
+	// lets the shard's running commands finish before it cancels them.
+	// Default 5 s.
+	DrainTimeout time.Duration
 	// ReplyTTL is the TTL of a reply list. Default 60 s.
 	ReplyTTL time.Duration
 	// DoneTTL is how long a command's idempotency marker (and stored
@@ -113,6 +122,9 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = DefaultMaxInFlight
 	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
 	if c.ReplyTTL == 0 {
 		c.ReplyTTL = DefaultReplyTTL
 	}
@@ -149,6 +161,8 @@ func (c ServerConfig) Validate() error {
 		return fmt.Errorf("%w: ClaimMinIdle and ClaimInterval must be positive", ErrInvalidConfig)
 	case c.ReplyTTL < time.Second, c.DoneTTL < time.Second:
 		return fmt.Errorf("%w: ReplyTTL and DoneTTL must be at least 1s", ErrInvalidConfig)
+	case c.DrainTimeout < 0:
+		return fmt.Errorf("%w: DrainTimeout must not be negative", ErrInvalidConfig)
 	case c.MaxBackoff <= 0:
 		return fmt.Errorf("%w: MaxBackoff must be positive", ErrInvalidConfig)
 	}
@@ -219,14 +233,11 @@ func (s *Server) Owned() []int {
 // are logged and retried with backoff; they never end Run. It can be called
 // once.
 //
-// Shutdown order, when ctx ends:
+// Shutdown order, when ctx ends (bounded even while WhatsApp hangs):
 //  1. stop heartbeating and acquiring shards;
-//  2. for every owned shard, in parallel: stop reclaiming and reading (the
-//     reader returns within ReadBlock and hands over what it read), cancel
-//     OnAcquire's context, drain the queued and running commands (each
-//     bounded by its deadline; leases keep being renewed meanwhile), call
-//     OnRelease, delete the lease so another Server can take the shard at
-//     once;
+//  2. release every owned shard, in parallel (see release): at most
+//     ReadBlock + RedisTimeout + DrainTimeout + 2 s + the time OnRelease
+//     takes to close the shard's sockets;
 //  3. stop renewing and leave the members set.
 //
 // Then Run returns nil; the caller closes the local connector and the Redis
@@ -394,9 +405,9 @@ type shardRun struct {
 
 	// queuesLock guards queues, inflight and closed.
 	queuesLock sync.Mutex
-	queues     map[string][]message // token -> commands waiting or running
-	inflight   map[string]struct{}  // stream ids dispatched and not finished
-	closed     bool                 // no more dispatches
+	queues     map[queueKey][]message // token and lane -> commands waiting or running
+	inflight   map[string]struct{}    // stream ids dispatched and not finished
+	closed     bool                   // no more dispatches
 }
 
 // start begins serving a newly acquired shard.
@@ -406,7 +417,7 @@ func (s *Server) start(l *lease) {
 		lease:       l,
 		readerDone:  make(chan struct{}),
 		acquireDone: make(chan struct{}),
-		queues:      make(map[string][]message),
+		queues:      make(map[queueKey][]message),
 		inflight:    make(map[string]struct{}),
 	}
 	sr.ctx, sr.cancel = context.WithCancel(context.Background())
@@ -438,7 +449,17 @@ func (s *Server) lose(sr *shardRun) {
 
 // release gives up sr: gracefully (read commands are finished, the lease
 // deleted) or after a lost lease (handlers cancelled, lease left alone).
-// OnRelease runs after every command of the shard has returned.
+// The order:
+//  1. stop reading and reclaiming, and cancel OnAcquire's context; a
+//     graceful release waits for the reader, which hands over what it read;
+//  2. close the queues: nothing more is dispatched;
+//  3. let running and queued commands finish, for at most DrainTimeout
+//     (the lease is renewed meanwhile);
+//  4. cancel the handlers' contexts: commands not started stay pending for
+//     the next owner, running ones return at once; wait cancelGrace;
+//  5. wait for OnAcquire to return, then call OnRelease, which stops every
+//     socket of the shard;
+//  6. delete the lease (graceful) so another Server can take the shard.
 func (s *Server) release(sr *shardRun, graceful bool) {
 	sr.releaseOnce.Do(func() {
 		sr.releasing.Store(true)
@@ -449,8 +470,18 @@ func (s *Server) release(sr *shardRun, graceful bool) {
 		sr.queuesLock.Lock()
 		sr.closed = true
 		sr.queuesLock.Unlock()
-		sr.handlers.Wait()
-		<-sr.acquireDone
+		handlersDone := make(chan struct{})
+		go func() { sr.handlers.Wait(); close(handlersDone) }()
+		if !waitDone(handlersDone, s.cfg.DrainTimeout) {
+			s.log.Warn("redisbus: commands still running at the drain deadline; cancelling them", "shard", sr.shard)
+		}
+		sr.hcancel()
+		if !waitDone(handlersDone, cancelGrace) {
+			s.log.Error("redisbus: commands did not return after cancellation; releasing the shard anyway", "shard", sr.shard)
+		}
+		if !waitDone(sr.acquireDone, cancelGrace) {
+			s.log.Error("redisbus: OnAcquire did not return after cancellation; releasing the shard anyway", "shard", sr.shard)
+		}
 		if s.cfg.OnRelease != nil {
 			func() {
 				defer s.recoverCallback("OnRelease", sr.shard)
@@ -463,7 +494,6 @@ func (s *Server) release(sr *shardRun, graceful bool) {
 				s.log.Warn("redisbus: lease not deleted; it will expire", "shard", sr.shard, "err", err)
 			}
 		}
-		sr.hcancel()
 		s.shardsLock.Lock()
 		if s.shards[sr.shard] == sr {
 			delete(s.shards, sr.shard)
@@ -471,6 +501,18 @@ func (s *Server) release(sr *shardRun, graceful bool) {
 		s.shardsLock.Unlock()
 		s.log.Info("redisbus: released shard", "shard", sr.shard, "lost", sr.lost.Load())
 	})
+}
+
+// waitDone waits until ch is closed, for at most d; it reports whether it was.
+func waitDone(ch <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 func (s *Server) recoverCallback(name string, shard int) {

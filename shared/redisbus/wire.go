@@ -27,18 +27,9 @@ import (
 //	<prefix>:qr:<token>             current QR code, TTL
 //	<prefix>:members                ZSET consumerID -> expiry (unix ms)
 
-// Command ops, the "op" field of a stream entry.
-const (
-	OpConnect    = "connect"
-	OpPair       = "pair"
-	OpDisconnect = "disconnect"
-	OpLogout     = "logout"
-	OpDelete     = "delete"
-)
-
 // wireVersion is the "v" field of every command; a Server acks and drops
 // commands of a version it does not know.
-const wireVersion = "1"
+const wireVersion = "2"
 
 // Stream entry fields.
 const (
@@ -46,7 +37,7 @@ const (
 	fieldID       = "id"
 	fieldOp       = "op"
 	fieldToken    = "token"
-	fieldOptions  = "opts"
+	fieldRequest  = "req"
 	fieldDeadline = "deadline"
 )
 
@@ -78,40 +69,31 @@ func (k keys) status(token string) string { return k.prefix + ":status:" + token
 func (k keys) qr(token string) string     { return k.prefix + ":qr:" + token }
 func (k keys) members() string            { return k.prefix + ":members" }
 
-// command is one request from a Client to the Server owning the token's shard.
+// command is one request from a Client to the Server owning the token's
+// shard: an op of shared's op table, by name, with its request as JSON.
 type command struct {
 	ID    string
-	Op    string
+	Op    shared.OpInfo
 	Token string
-	Opts  wireOptions
+	Req   []byte
 	// Deadline is when the caller stops waiting; a Server drops the command
 	// without running it after that.
 	Deadline time.Time
-}
-
-// wireOptions is shared.ConnectOptions on the wire.
-type wireOptions struct {
-	Immediate bool   `json:"immediate,omitempty"`
-	Phone     string `json:"phone,omitempty"`
 }
 
 // newCommandID returns a random, unguessable command id.
 func newCommandID() string { return rand.Text() }
 
 // values returns the stream entry fields of c.
-func (c command) values() ([]any, error) {
-	opts, err := json.Marshal(c.Opts)
-	if err != nil {
-		return nil, fmt.Errorf("failed to encode options: %w", err)
-	}
+func (c command) values() []any {
 	return []any{
 		fieldVersion, wireVersion,
 		fieldID, c.ID,
-		fieldOp, c.Op,
+		fieldOp, c.Op.Name(),
 		fieldToken, c.Token,
-		fieldOptions, string(opts),
+		fieldRequest, string(c.Req),
 		fieldDeadline, strconv.FormatInt(c.Deadline.UnixMilli(), 10),
-	}, nil
+	}
 }
 
 // parseCommand decodes the fields of a stream entry. A malformed entry is an
@@ -124,20 +106,15 @@ func parseCommand(values map[string]any) (command, error) {
 	if v := str(fieldVersion); v != wireVersion {
 		return command{}, fmt.Errorf("%w: unknown version %q", ErrMalformedCommand, v)
 	}
-	c := command{ID: str(fieldID), Op: str(fieldOp), Token: str(fieldToken)}
+	c := command{ID: str(fieldID), Token: str(fieldToken), Req: []byte(str(fieldRequest))}
 	if c.ID == "" || c.Token == "" {
 		return command{}, fmt.Errorf("%w: missing id or token", ErrMalformedCommand)
 	}
-	switch c.Op {
-	case OpConnect, OpPair, OpDisconnect, OpLogout, OpDelete:
-	default:
-		return command{}, fmt.Errorf("%w: unknown op %q", ErrMalformedCommand, c.Op)
+	op, ok := shared.LookupOp(str(fieldOp))
+	if !ok {
+		return command{}, fmt.Errorf("%w: unknown op %q", ErrMalformedCommand, str(fieldOp))
 	}
-	if raw := str(fieldOptions); raw != "" {
-		if err := json.Unmarshal([]byte(raw), &c.Opts); err != nil {
-			return command{}, fmt.Errorf("%w: bad options: %v", ErrMalformedCommand, err)
-		}
-	}
+	c.Op = op
 	ms, err := strconv.ParseInt(str(fieldDeadline), 10, 64)
 	if err != nil {
 		return command{}, fmt.Errorf("%w: bad deadline: %v", ErrMalformedCommand, err)
@@ -146,16 +123,11 @@ func parseCommand(values map[string]any) (command, error) {
 	return c, nil
 }
 
-// reply is what a Server answers to one command: a result or an error.
+// reply is what a Server answers to one command: a result (the op's result
+// type, as JSON), an error, or both.
 type reply struct {
-	Result *wireResult `json:"result,omitempty"`
-	Error  *wireError  `json:"error,omitempty"`
-}
-
-// wireResult is shared.ConnectResult on the wire.
-type wireResult struct {
-	Status      shared.Status `json:"status"`
-	LinkingCode string        `json:"linkingCode,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  *wireError      `json:"error,omitempty"`
 }
 
 // wireError is a *shared.Error without its internal cause, which never
@@ -167,18 +139,24 @@ type wireError struct {
 
 // newReply builds the reply to a command that returned res and err. Any
 // error that is not a *shared.Error becomes EINTERNAL "internal error".
-func newReply(res *shared.ConnectResult, err error) reply {
+func newReply(res any, err error) reply {
+	var r reply
+	if res != nil {
+		data, merr := json.Marshal(res)
+		if merr != nil {
+			err = fmt.Errorf("failed to encode the result: %w", merr)
+		} else {
+			r.Result = data
+		}
+	}
 	if err != nil {
 		var se *shared.Error
 		if !errors.As(err, &se) {
 			se = shared.Errorf(shared.EINTERNAL, "internal error")
 		}
-		return reply{Error: &wireError{Code: se.Code, Message: se.Message}}
+		r.Error = &wireError{Code: se.Code, Message: se.Message}
 	}
-	if res == nil {
-		return reply{}
-	}
-	return reply{Result: &wireResult{Status: res.Status, LinkingCode: res.LinkingCode}}
+	return r
 }
 
 // knownErrors are the sentinels a decoded error is mapped back to, so that
@@ -189,6 +167,8 @@ var knownErrors = []*shared.Error{
 	shared.ErrNoSession,
 	shared.ErrNotLoggedIn,
 	shared.ErrAlreadyLoggedIn,
+	shared.ErrNoQRYet,
+	shared.ErrLinkedNoQR,
 }
 
 // err returns the error r carries, or nil.
@@ -202,12 +182,4 @@ func (r reply) err() error {
 		}
 	}
 	return &shared.Error{Code: r.Error.Code, Message: r.Error.Message}
-}
-
-// result returns the ConnectResult r carries (zero when there is none).
-func (r reply) result() shared.ConnectResult {
-	if r.Result == nil {
-		return shared.ConnectResult{}
-	}
-	return shared.ConnectResult{Status: r.Result.Status, LinkingCode: r.Result.LinkingCode}
 }
