@@ -1,9 +1,11 @@
 package functions
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/wago-gw/wago/shared"
 )
@@ -14,6 +16,22 @@ type initRequest struct {
 	Token string
 	Os    string
 }
+
+// Limits of the text fields of a new session, in bytes of UTF-8. A token
+// travels in a header of every request; names and OS labels are shown in
+// lists.
+const (
+	maxTokenBytes = 256
+	maxNameBytes  = 256
+	maxOsBytes    = 64
+)
+
+// sessionFields names the body fields of a route that creates sessions, as
+// its error messages call them.
+type sessionFields struct{ name, token, os string }
+
+// initFields are the fields of /session/init.
+var initFields = sessionFields{name: "Name", token: "Token", os: "Os"}
 
 // removeSpaces drops every white-space character: WaGo stores tokens
 // "after spaces are removed".
@@ -26,18 +44,67 @@ func removeSpaces(s string) string {
 	}, s)
 }
 
+// checkText checks a text field of a new session: at most max bytes, valid
+// UTF-8, no control characters.
+//
+// encoding/json replaces invalid UTF-8 bytes, and \u escapes of lone UTF-16
+// surrogates, with U+FFFD while it decodes, so a decoded value cannot tell
+// them from a U+FFFD that the client really sent. No real token, name or
+// OS label contains the replacement character, so checkText refuses U+FFFD
+// itself: that refuses every invalid input honestly (nothing is silently
+// rewritten and stored), at the cost of a literal U+FFFD, and says so in
+// the message.
+func checkText(field, v string, max int) error {
+	switch {
+	case len(v) > max:
+		return shared.Errorf(shared.EINVALID, "invalid %s: at most %d bytes", field, max)
+	case !utf8.ValidString(v) || strings.ContainsRune(v, utf8.RuneError):
+		return shared.Errorf(shared.EINVALID, "invalid %s: must be valid UTF-8 (U+FFFD is refused too)", field)
+	case strings.IndexFunc(v, unicode.IsControl) >= 0:
+		return shared.Errorf(shared.EINVALID, "invalid %s: control characters are not allowed", field)
+	}
+	return nil
+}
+
+// newSession checks the fields of a session to create, as a route named by
+// f received them, and returns the row to store: the token without its
+// spaces, the name and OS label trimmed. Every field is required but the OS
+// label when osOptional. The admin token is refused as a session token:
+// it would then open both doors.
+func (a *API) newSession(f sessionFields, name, token, os string, osOptional bool) (*shared.Session, error) {
+	row := &shared.Session{Name: strings.TrimSpace(name), Token: removeSpaces(token), Os: strings.TrimSpace(os), Events: []string{}}
+	for _, c := range []struct {
+		field, value string
+		max          int
+		required     bool
+	}{
+		{f.name, row.Name, maxNameBytes, true},
+		{f.token, row.Token, maxTokenBytes, true},
+		{f.os, row.Os, maxOsBytes, !osOptional},
+	} {
+		if c.value == "" && c.required {
+			return nil, shared.Errorf(shared.EINVALID, "missing %s", c.field)
+		}
+		if err := checkText(c.field, c.value, c.max); err != nil {
+			return nil, err
+		}
+	}
+	if a.admin.matches(row.Token) {
+		return nil, shared.Errorf(shared.EINVALID, "invalid %s: must not be the admin token", f.token)
+	}
+	return row, nil
+}
+
 func (a *API) initSession(w http.ResponseWriter, r *http.Request) {
 	var req initRequest
 	if err := decode(w, r, &req); err != nil {
 		Error(w, r, a.log, err)
 		return
 	}
-	row := &shared.Session{Name: strings.TrimSpace(req.Name), Token: removeSpaces(req.Token), Os: strings.TrimSpace(req.Os), Events: []string{}}
-	for _, f := range []struct{ name, value string }{{"Name", row.Name}, {"Token", row.Token}, {"Os", row.Os}} {
-		if f.value == "" {
-			Error(w, r, a.log, shared.Errorf(shared.EINVALID, "missing %s", f.name))
-			return
-		}
+	row, err := a.newSession(initFields, req.Name, req.Token, req.Os, false)
+	if err != nil {
+		Error(w, r, a.log, err)
+		return
 	}
 	if err := a.store.Create(r.Context(), row); err != nil {
 		Error(w, r, a.log, err)
@@ -60,11 +127,12 @@ type sessionRow struct {
 	State     string `json:"state"`
 }
 
-func (a *API) listSessions(w http.ResponseWriter, r *http.Request, keep func(*shared.Session) bool) {
-	rows, err := a.store.List(r.Context())
+// sessionRows returns the rows that keep accepts, oldest first, with their
+// live state.
+func (a *API) sessionRows(ctx context.Context, keep func(*shared.Session) bool) ([]sessionRow, error) {
+	rows, err := a.store.List(ctx)
 	if err != nil {
-		Error(w, r, a.log, err)
-		return
+		return nil, err
 	}
 	kept := make([]*shared.Session, 0, len(rows))
 	tokens := make([]string, 0, len(rows))
@@ -74,10 +142,9 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request, keep func(*sh
 			tokens = append(tokens, row.Token)
 		}
 	}
-	states, err := a.connector.Statuses(r.Context(), tokens)
+	states, err := a.connector.Statuses(ctx, tokens)
 	if err != nil {
-		Error(w, r, a.log, err)
-		return
+		return nil, err
 	}
 	out := make([]sessionRow, len(kept))
 	for i, row := range kept {
@@ -87,7 +154,16 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request, keep func(*sh
 			Jid: row.JID, Connected: st.Connected, LoggedIn: st.LoggedIn, State: st.State,
 		}
 	}
-	OK(w, out)
+	return out, nil
+}
+
+func (a *API) listSessions(w http.ResponseWriter, r *http.Request, keep func(*shared.Session) bool) {
+	rows, err := a.sessionRows(r.Context(), keep)
+	if err != nil {
+		Error(w, r, a.log, err)
+		return
+	}
+	OK(w, rows)
 }
 
 func (a *API) allSessions(w http.ResponseWriter, r *http.Request) {

@@ -61,8 +61,14 @@ func (a *API) routes() *httprouter.Router {
 		a.log.Error("panic serving request", "method", req.Method, "path", req.URL.Path, "panic", v, "stack", string(debug.Stack()))
 		writeEnvelope(w, envelope{Code: http.StatusInternalServerError, Error: "internal error"})
 	}
+	// OPTIONS on a known path answers its methods, in the Allow header
+	// (set by httprouter) and in the envelope; on an unknown path, the 404.
+	r.HandleOPTIONS = true
+	r.GlobalOPTIONS = http.HandlerFunc(answerOptions)
 
+	// Health checkers use GET or HEAD (net/http drops the body of HEAD).
 	r.Handler(http.MethodGet, "/health", http.HandlerFunc(a.health))
+	r.Handler(http.MethodHead, "/health", http.HandlerFunc(a.health))
 
 	// Admin.
 	r.Handler(http.MethodPost, "/session/init", a.adminOnly(a.initSession))
@@ -70,9 +76,15 @@ func (a *API) routes() *httprouter.Router {
 	r.Handler(http.MethodPost, "/session/scanned", a.adminOnly(a.scannedSessions))
 	r.Handler(http.MethodPost, "/session/delete", a.adminOnly(a.deleteSession))
 
+	// Admin, as wuzapi clients call it (wuzapi.go).
+	r.Handler(http.MethodGet, "/admin/users", a.adminOrAuthorization(a.listUsers))
+	r.Handler(http.MethodPost, "/admin/users", a.adminOrAuthorization(a.addUser))
+	r.Handler(http.MethodDelete, "/admin/users/*id", a.adminOrAuthorization(a.deleteUser))
+
 	// Sessions.
 	r.Handler(http.MethodPost, "/session/connect", a.withSession(a.connect))
 	r.Handler(http.MethodPost, "/session/pair", a.withSession(a.pair))
+	r.Handler(http.MethodPost, "/session/pairphone", a.withSession(a.pair)) // wuzapi's name
 	r.Handler(http.MethodGet, "/session/qr", a.withSession(a.qr))
 	r.Handler(http.MethodGet, "/session/status", a.withSession(a.status))
 	r.Handler(http.MethodPost, "/session/disconnect", a.withSession(a.disconnect))
@@ -80,15 +92,34 @@ func (a *API) routes() *httprouter.Router {
 	return r
 }
 
+// answerOptions answers an OPTIONS request on a known path with the methods it
+// allows, the same list as the Allow header. There is no CORS: session and
+// admin tokens belong in backends, not in browsers.
+func answerOptions(w http.ResponseWriter, _ *http.Request) {
+	OK(w, map[string]string{"allow": w.Header().Get("Allow")})
+}
+
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.router.ServeHTTP(w, r)
 }
 
-// adminOnly guards h with the admin token.
+// adminOnly guards h with the admin token in the admintoken header.
 func (a *API) adminOnly(h http.HandlerFunc) http.Handler {
+	return a.guard(a.admin.check, h)
+}
+
+// adminOrAuthorization guards h with the admin token in the admintoken
+// header or, as wuzapi clients send it, in the Authorization header.
+func (a *API) adminOrAuthorization(h http.HandlerFunc) http.Handler {
+	return a.guard(a.admin.checkAuthorization, h)
+}
+
+// guard runs h when check accepts the request's admin credentials, and
+// answers "invalid admin token" otherwise.
+func (a *API) guard(check func(*http.Request) bool, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.admin.check(r) {
+		if !check(r) {
 			Error(w, r, a.log, errInvalidAdminToken)
 			return
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"image/png"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -44,6 +45,7 @@ func newHarness(t *testing.T) *harness {
 // answer is a decoded envelope.
 type answer struct {
 	Status  int
+	Header  http.Header     `json:"-"`
 	Code    int             `json:"code"`
 	Data    json.RawMessage `json:"data"`
 	Error   string          `json:"error"`
@@ -66,7 +68,7 @@ func (h *harness) do(method, path, body string, headers ...string) answer {
 	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		h.t.Fatalf("%s %s: Content-Type %q", method, path, ct)
 	}
-	a.Status = rec.Code
+	a.Status, a.Header = rec.Code, rec.Header()
 	if a.Code != a.Status {
 		h.t.Fatalf("%s %s: envelope code %d but HTTP status %d", method, path, a.Code, a.Status)
 	}
@@ -220,6 +222,15 @@ func TestPair(t *testing.T) {
 	if got["LinkingCode"] != "ABCD-EFGH" || phone != "5511999999999" {
 		t.Fatalf("pair answered %v for phone %q", got, phone)
 	}
+	// wuzapi's name for the same route.
+	phone = ""
+	h.data(h.do("POST", "/session/pairphone", `{"Phone":"5511999999998"}`, "token", "tok1"), &got)
+	if got["LinkingCode"] != "ABCD-EFGH" || phone != "5511999999998" {
+		t.Fatalf("pairphone answered %v for phone %q", got, phone)
+	}
+	h.wantError(h.do("POST", "/session/pairphone", `{}`, "token", "tok1"), 400, "missing Phone: use the international format, e.g. 5511999999999")
+	h.wantError(h.do("POST", "/session/pairphone", `{"Phone":"5511999999998"}`, "token", "nope"), 401, "invalid token")
+	h.wantError(h.do("GET", "/session/pairphone", ""), 405, "method not allowed")
 	h.wantError(h.do("POST", "/session/pair", `{}`, "token", "tok1"), 400, "missing Phone: use the international format, e.g. 5511999999999")
 	for _, bad := range []string{"0511999999999", "55 11 9999", "+", "123", "55119999999999999", "5511-999999"} {
 		h.wantError(h.do("POST", "/session/pair", `{"Phone":"`+bad+`"}`, "token", "tok1"), 400, "invalid Phone: use the international format, digits only after an optional +, e.g. 5511999999999")
@@ -268,7 +279,11 @@ func TestStatus(t *testing.T) {
 	}
 	var got map[string]any
 	h.data(h.do("GET", "/session/status", "", "token", "tok1"), &got)
-	want := map[string]any{"Connected": true, "LoggedIn": true, "Jid": "123:4@s.whatsapp.net", "Events": "All", "state": "connected", "name": "c1"}
+	want := map[string]any{
+		"Connected": true, "LoggedIn": true, "Jid": "123:4@s.whatsapp.net", "Events": "All", "state": "connected", "name": "c1",
+		// wuzapi's spelling, for its clients.
+		"connected": true, "loggedIn": true, "jid": "123:4@s.whatsapp.net", "events": "All",
+	}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
@@ -281,11 +296,11 @@ func TestDisconnectLogout(t *testing.T) {
 	h.init("c1", "tok1")
 	var got map[string]string
 	h.data(h.do("POST", "/session/disconnect", "", "token", "tok1"), &got)
-	if got["details"] != "Disconnected" {
+	if got["details"] != "Disconnected" || got["Details"] != "Disconnected" {
 		t.Fatalf("disconnect answered %v", got)
 	}
 	h.data(h.do("POST", "/session/logout", "", "token", "tok1"), &got)
-	if got["details"] != "Logged out" {
+	if got["details"] != "Logged out" || got["Details"] != "Logged out" {
 		t.Fatalf("logout answered %v", got)
 	}
 	connectortest.On(h.conn, shared.OpDisconnect, func(context.Context, string, shared.Empty) (shared.Empty, error) {
@@ -402,4 +417,94 @@ func BenchmarkStatus(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestOptionsAnswersAnEnvelope(t *testing.T) {
+	h := newHarness(t)
+	for _, tc := range []struct{ path, allow string }{
+		{"/health", "GET, HEAD, OPTIONS"},
+		{"/session/status", "GET, OPTIONS"},
+		{"/session/init", "OPTIONS, POST"},
+		{"/admin/users", "GET, OPTIONS, POST"},
+		{"/admin/users/c1", "DELETE, OPTIONS"},
+	} {
+		a := h.do("OPTIONS", tc.path, "")
+		var got map[string]string
+		h.data(a, &got)
+		if got["allow"] != tc.allow || a.Header.Get("Allow") != tc.allow {
+			t.Errorf("OPTIONS %s: data %v, Allow %q, want %q", tc.path, got, a.Header.Get("Allow"), tc.allow)
+		}
+	}
+	h.wantError(h.do("OPTIONS", "/nope", ""), 404, "not found")
+	// A 405 names the allowed methods too.
+	a := h.do("DELETE", "/session/status", "")
+	h.wantError(a, 405, "method not allowed")
+	if got := a.Header.Get("Allow"); got != "GET, OPTIONS" {
+		t.Fatalf("405 Allow %q", got)
+	}
+}
+
+func TestHeadHealth(t *testing.T) {
+	h := newHarness(t)
+	// Through a real server: net/http drops the body of a HEAD answer.
+	srv := httptest.NewServer(h.api)
+	defer srv.Close()
+	res, err := srv.Client().Head(srv.URL + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 || len(body) != 0 || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("HEAD /health: %d %q, Content-Type %q", res.StatusCode, body, res.Header.Get("Content-Type"))
+	}
+	var got map[string]string
+	h.data(h.do("GET", "/health", ""), &got)
+	if got["status"] != "ok" {
+		t.Fatalf("GET /health answered %v", got)
+	}
+}
+
+func TestInitChecksItsFields(t *testing.T) {
+	h := newHarness(t)
+	create := func(name, token, os string) answer {
+		t.Helper()
+		return h.do("POST", "/session/init", `{"Name":"`+name+`","Token":"`+token+`","Os":"`+os+`"}`, "admintoken", admin)
+	}
+	// The limits count bytes, after the token's spaces are removed.
+	for _, ok := range []struct{ name, token, os string }{
+		{strings.Repeat("n", 256), strings.Repeat("t", 256), strings.Repeat("o", 64)},
+		{"spaces", strings.Repeat("u ", 256), "linux"},
+		{"ünïcødé 名前 🙂", "tøken-🙂", "chrome"},
+	} {
+		if a := create(ok.name, ok.token, ok.os); a.Status != 200 {
+			t.Fatalf("init %q: %d %s", ok.token, a.Status, a.Error)
+		}
+	}
+	for _, tc := range []struct{ body, msg string }{
+		{`{"Name":"n","Token":"` + strings.Repeat("t", 257) + `","Os":"linux"}`, "invalid Token: at most 256 bytes"},
+		{`{"Name":"n","Token":"` + strings.Repeat("t", 1<<19) + `","Os":"linux"}`, "invalid Token: at most 256 bytes"},
+		{`{"Name":"n","Token":"` + strings.Repeat("é", 129) + `","Os":"linux"}`, "invalid Token: at most 256 bytes"},
+		{`{"Name":"n","Token":"a\u0000b","Os":"linux"}`, "invalid Token: control characters are not allowed"},
+		{`{"Name":"n","Token":"a\u007fb","Os":"linux"}`, "invalid Token: control characters are not allowed"},
+		{`{"Name":"n","Token":"a\u009bb","Os":"linux"}`, "invalid Token: control characters are not allowed"},
+		{"{\"Name\":\"n\",\"Token\":\"a\xffb\",\"Os\":\"linux\"}", "invalid Token: must be valid UTF-8 (U+FFFD is refused too)"},
+		{`{"Name":"n","Token":"a\udc00b","Os":"linux"}`, "invalid Token: must be valid UTF-8 (U+FFFD is refused too)"},
+		{`{"Name":"n","Token":"a\ufffdb","Os":"linux"}`, "invalid Token: must be valid UTF-8 (U+FFFD is refused too)"},
+		{`{"Name":"n","Token":"` + admin + `","Os":"linux"}`, "invalid Token: must not be the admin token"},
+		{`{"Name":"n","Token":" test-admin-to\tken ","Os":"linux"}`, "invalid Token: must not be the admin token"},
+		{`{"Name":"` + strings.Repeat("n", 257) + `","Token":"t","Os":"linux"}`, "invalid Name: at most 256 bytes"},
+		{`{"Name":"a\nb","Token":"t","Os":"linux"}`, "invalid Name: control characters are not allowed"},
+		{"{\"Name\":\"\xc3\",\"Token\":\"t\",\"Os\":\"linux\"}", "invalid Name: must be valid UTF-8 (U+FFFD is refused too)"},
+		{`{"Name":"n","Token":"t","Os":"` + strings.Repeat("o", 65) + `"}`, "invalid Os: at most 64 bytes"},
+		{`{"Name":"n","Token":"t","Os":"li\u0001nux"}`, "invalid Os: control characters are not allowed"},
+	} {
+		h.wantError(h.do("POST", "/session/init", tc.body, "admintoken", admin), 400, tc.msg)
+	}
+	rows, err := h.store.List(context.Background())
+	if err != nil || len(rows) != 3 {
+		t.Fatalf("stored %d rows, want the 3 accepted: %v", len(rows), err)
+	}
+	// The admin token opens no session door.
+	h.wantError(h.do("GET", "/session/status", "", "token", admin), 401, "invalid token")
 }

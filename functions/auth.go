@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
+	"strings"
 
 	"github.com/wago-gw/wago/shared"
 )
@@ -19,12 +20,34 @@ type adminKey [sha256.Size]byte
 
 func newAdminKey(token string) adminKey { return sha256.Sum256([]byte(token)) }
 
+// matches reports, in constant time, whether v is the admin token. An
+// empty v never matches.
+func (k adminKey) matches(v string) bool {
+	sum := sha256.Sum256([]byte(v))
+	return subtle.ConstantTimeCompare(sum[:], k[:]) == 1 && v != ""
+}
+
 // check reports, in constant time, whether the request's admintoken header
 // matches. An empty header never matches.
 func (k adminKey) check(r *http.Request) bool {
-	got := r.Header.Get("admintoken")
-	sum := sha256.Sum256([]byte(got))
-	return subtle.ConstantTimeCompare(sum[:], k[:]) == 1 && got != ""
+	return k.matches(r.Header.Get("admintoken"))
+}
+
+// checkAuthorization reports whether the request carries the admin token
+// the WaGo way (the admintoken header) or the wuzapi way: the Authorization
+// header, holding the bare token or "Bearer <token>". The bare value is
+// tried too when it starts with "Bearer ", so an admin token that itself
+// starts that way still works bare.
+func (k adminKey) checkAuthorization(r *http.Request) bool {
+	if k.check(r) {
+		return true
+	}
+	auth := r.Header.Get("Authorization")
+	if k.matches(auth) {
+		return true
+	}
+	scheme, cred, ok := strings.Cut(auth, " ")
+	return ok && strings.EqualFold(scheme, "Bearer") && k.matches(strings.TrimSpace(cred))
 }
 
 // requestToken returns the session token of a request: the `token` header,

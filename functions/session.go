@@ -101,12 +101,20 @@ func (a *API) pair(w http.ResponseWriter, r *http.Request, row *shared.Session) 
 	OK(w, data)
 }
 
-// statusAnswer is the data of /session/status.
+// statusAnswer is the data of /session/status: WaGo's fields, wuzapi's
+// lowercase spelling of the same four (wuzapi clients read those), and
+// wago's own.
 type statusAnswer struct {
 	Connected bool   `json:"Connected"`
 	LoggedIn  bool   `json:"LoggedIn"`
 	Jid       string `json:"Jid"`
 	Events    string `json:"Events"`
+	// The same values, as wuzapi spells them.
+	ConnectedLower bool   `json:"connected"`
+	LoggedInLower  bool   `json:"loggedIn"`
+	JidLower       string `json:"jid"`
+	EventsLower    string `json:"events"`
+
 	Name      string `json:"name"`
 	Webhook   string `json:"webhook"`
 	State     string `json:"state"`
@@ -135,8 +143,10 @@ func sessionJID(row *shared.Session, st shared.Status) string {
 }
 
 func newStatusAnswer(row *shared.Session, st shared.Status) statusAnswer {
+	jid, events := sessionJID(row, st), row.EventsString()
 	out := statusAnswer{
-		Connected: st.Connected, LoggedIn: st.LoggedIn, Jid: sessionJID(row, st), Events: row.EventsString(),
+		Connected: st.Connected, LoggedIn: st.LoggedIn, Jid: jid, Events: events,
+		ConnectedLower: st.Connected, LoggedInLower: st.LoggedIn, JidLower: jid, EventsLower: events,
 		Name: row.Name, Webhook: row.Webhook, State: st.State, HasQR: st.HasQR, LastError: st.LastError,
 	}
 	if !st.Since.IsZero() {
@@ -164,7 +174,7 @@ func (a *API) disconnect(w http.ResponseWriter, r *http.Request, row *shared.Ses
 		Error(w, r, a.log, err)
 		return
 	}
-	OK(w, map[string]string{"details": "Disconnected"})
+	OK(w, details("Disconnected"))
 }
 
 func (a *API) logout(w http.ResponseWriter, r *http.Request, row *shared.Session) {
@@ -172,7 +182,13 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request, row *shared.Session
 		Error(w, r, a.log, err)
 		return
 	}
-	OK(w, map[string]string{"details": "Logged out"})
+	OK(w, details("Logged out"))
+}
+
+// details is the data of an answer that only reports what was done:
+// WaGo's details and wuzapi's Details, with the same text.
+func details(text string) map[string]string {
+	return map[string]string{"details": text, "Details": text}
 }
 
 // qrModulePixels is the size of one QR module in the PNG. A whole number of
