@@ -53,8 +53,18 @@ func (a *attempt) wait(ctx context.Context) error {
 	case <-a.done:
 		return a.err
 	case <-ctx.Done():
-		return shared.Wrap(ctx.Err(), shared.ETIMEOUT, "request cancelled before WhatsApp answered")
+		return stopped(ctx)
 	}
+}
+
+// stopped is the error of an op whose context ended: its deadline passed
+// (ETIMEOUT), or the connector cancelled it to stop or hand over the shard
+// (EUNAVAILABLE: the client may retry at once).
+func stopped(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return shared.Wrap(ctx.Err(), shared.ETIMEOUT, "request timed out before WhatsApp answered")
+	}
+	return shared.Wrap(ctx.Err(), shared.EUNAVAILABLE, "connector stopped the request: try again")
 }
 
 // start attaches a new client to s (whose opLock the caller holds), starts
@@ -66,7 +76,7 @@ func (m *Manager) start(ctx context.Context, s *session, row *shared.Session, re
 	select {
 	case <-m.versionReady:
 	case <-ctx.Done():
-		return nil, shared.Wrap(ctx.Err(), shared.ETIMEOUT, "request cancelled")
+		return nil, stopped(ctx)
 	}
 	if m.closing.Load() || m.ctx.Err() != nil {
 		return nil, errShuttingDown

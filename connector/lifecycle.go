@@ -42,9 +42,9 @@ func (m *Manager) begin(ctx context.Context, token string) (*session, *shared.Se
 			s.opLock.Unlock()
 			continue
 		}
-		if err := ctx.Err(); err != nil {
+		if ctx.Err() != nil {
 			s.opLock.Unlock()
-			return nil, nil, shared.Wrap(err, shared.ETIMEOUT, "request cancelled")
+			return nil, nil, stopped(ctx)
 		}
 		row, err := m.store.Get(ctx, token)
 		if err != nil {

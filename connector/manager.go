@@ -55,6 +55,10 @@ type Config struct {
 	// RestoreJitter is the largest random delay before each restore, so
 	// that a fleet of restarts does not reconnect in lock step. Default 200 ms.
 	RestoreJitter time.Duration
+	// RestoreRetry is the first delay before a restore that could not reach
+	// WhatsApp in time is tried again (then doubling, up to 5 min).
+	// Default 30 s.
+	RestoreRetry time.Duration
 	// OnState, when set, is called on every change of a session's state,
 	// in order, with the stateLock held: it must not block.
 	OnState func(token string, st shared.Status, qr string)
@@ -74,6 +78,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.UnlinkTimeout <= 0 {
 		c.UnlinkTimeout = 5 * time.Second
+	}
+	if c.RestoreRetry <= 0 {
+		c.RestoreRetry = 30 * time.Second
 	}
 	if c.RestoreConcurrency <= 0 {
 		c.RestoreConcurrency = 32

@@ -49,6 +49,7 @@ func (m *Manager) Restore(ctx context.Context, keep func(token string) bool) (re
 			if err != nil {
 				failed++
 				m.log.Warn("restore failed", "session", shared.LogID(token), "err", err)
+				m.restoreLater(ctx, token, m.cfg.RestoreRetry)
 			} else {
 				restored++
 			}
@@ -56,4 +57,31 @@ func (m *Manager) Restore(ctx context.Context, keep func(token string) bool) (re
 	}
 	wg.Wait()
 	return restored, failed
+}
+
+// maxRestoreRetry caps the delay between retries of a failed restore.
+const maxRestoreRetry = 5 * time.Minute
+
+// restoreLater retries a restore that failed because WhatsApp could not be
+// reached in time (a refused connection already retries inside whatsmeow),
+// after delay and then twice as long each time, up to maxRestoreRetry,
+// while ctx lives (the process, or the connector's ownership of the
+// shard), the session has not been touched since (still failed, no
+// client) and its row still asks to be connected.
+func (m *Manager) restoreLater(ctx context.Context, token string, delay time.Duration) {
+	time.AfterFunc(delay, func() {
+		if ctx.Err() != nil || m.closing.Load() {
+			return
+		}
+		if s := m.lookup(token); s != nil {
+			if st, _, cli := s.snapshot(); cli != nil || st.State != shared.StateFailed {
+				return
+			}
+		}
+		_, err := m.connect(ctx, token, shared.ConnectOptions{Immediate: true}, true)
+		if shared.ErrorCode(err) == shared.EUNAVAILABLE {
+			m.log.Warn("restore failed again; will retry", "session", shared.LogID(token), "err", err)
+			m.restoreLater(ctx, token, min(2*delay, maxRestoreRetry))
+		}
+	})
 }

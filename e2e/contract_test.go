@@ -50,8 +50,15 @@ const (
 // dir.
 func newManager(t *testing.T, emu *waemu.Server, addr string, onState func(string, shared.Status, string), onDelete func(string)) (*connector.Manager, shared.Store) {
 	t.Helper()
+	return openManager(t, t.TempDir(), emu, addr, func(c *connector.Config) { c.OnState, c.OnDelete = onState, onDelete })
+}
+
+// openManager runs a connector on the stores in dir (a restart opens the
+// same dir again), dialling addr, with the contract's timeouts changed by
+// tweak; it closes at the end of the test.
+func openManager(t *testing.T, dir string, emu *waemu.Server, addr string, tweak func(*connector.Config)) (*connector.Manager, shared.Store) {
+	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
 	store, err := sqlite.Open(ctx, filepath.Join(dir, "wago.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -64,12 +71,15 @@ func newManager(t *testing.T, emu *waemu.Server, addr string, onState func(strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr := connector.New(connector.Config{
+	cfg := connector.Config{
 		Store: store, Container: keys, Hooks: connector.Hooks{Addr: addr, RootKey: root},
 		ConnectTimeout: contractConnectTimeout, UnlinkTimeout: contractUnlinkTimeout,
-		Log:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		OnState: onState, OnDelete: onDelete,
-	})
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	mgr := connector.New(cfg)
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

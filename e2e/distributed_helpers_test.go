@@ -103,10 +103,17 @@ func startDistAPI(tb testing.TB, e distEnv) *proc {
 // proc has no base.
 func startConnector(tb testing.TB, e distEnv, emu *waemu.Server, dataDir string) *proc {
 	tb.Helper()
+	return startConnectorVia(tb, e, emu, emu.Addr(), dataDir)
+}
+
+// startConnectorVia is startConnector dialling WhatsApp at addr (a proxy in
+// front of emu).
+func startConnectorVia(tb testing.TB, e distEnv, emu *waemu.Server, addr, dataDir string) *proc {
+	tb.Helper()
 	env := append(e.distProcEnv(),
 		"WAGO_DATA_DIR="+dataDir,
 		"WAGO_WHATSMEOW_DB=",
-		"WAGO_WHATSAPP_ADDR="+emu.Addr(),
+		"WAGO_WHATSAPP_ADDR="+addr,
 		"WAGO_WHATSAPP_ROOT_KEY="+emu.RootPublicKeyHex(),
 	)
 	p := spawn(tb, "connector", env, "connector")

@@ -21,6 +21,7 @@ import (
 const (
 	redisDBDistributedLifecycle = 13
 	redisDBConnectorKilled      = 14
+	redisDBConnectorHungStop    = 12
 )
 
 // TestDistributedLifecycle drives the documented lifecycle through the real

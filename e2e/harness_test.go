@@ -31,12 +31,18 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	wagoBin = filepath.Join(dir, "wago")
-	build := exec.Command("go", "build", "-o", wagoBin, "..")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building wago:", err)
-		os.Exit(1)
+	if bin := os.Getenv("WAGO_TEST_BINARY"); bin != "" {
+		// Another build under test, e.g. an older commit's, to show that a
+		// new regression test fails on it.
+		wagoBin = bin
+	} else {
+		build := exec.Command("go", "build", "-o", wagoBin, "..")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building wago:", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
