@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/connectortest"
 )
 
 // BenchmarkRoundTrip measures Client -> Redis -> Server (a no-op connector)
@@ -15,13 +16,13 @@ import (
 func BenchmarkRoundTrip(b *testing.B) {
 	rdb := MustOpenRedis(b)
 	prefix := testPrefix(b, rdb)
-	srv := NewServer(rdb, &fakeConnector{}, testServerConfig(prefix))
+	srv := NewServer(rdb, &connectortest.Fake{}, testServerConfig(prefix))
 	runServer(b, srv)
 	c := NewClient(rdb, testClientConfig(prefix))
 	ctx := context.Background()
 	eventually(b, 3*time.Second, "server owns every shard", func() bool { return len(srv.Owned()) == 4 })
 	for range 100 { // warm up the connection pools
-		if _, err := c.Connect(ctx, "bench", shared.ConnectOptions{}); err != nil {
+		if _, err := shared.Call(ctx, c, shared.OpConnect, "bench", shared.ConnectOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -29,7 +30,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	lat := make([]time.Duration, 0, b.N)
 	for b.Loop() {
 		start := time.Now()
-		if _, err := c.Connect(ctx, "bench", shared.ConnectOptions{}); err != nil {
+		if _, err := shared.Call(ctx, c, shared.OpConnect, "bench", shared.ConnectOptions{}); err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, time.Since(start))

@@ -34,12 +34,12 @@ type ClientConfig struct {
 	// Shards is the number of shards tokens are spread over (see ShardOf).
 	// It must equal the Servers' Shards. Default 16.
 	Shards int
-	// ConnectTimeout is how long Connect and Pair wait for the connector's
-	// reply. It must exceed the connector's own wait (up to 10 s when
+	// ConnectTimeout is how long an op that Dials (connect, pair) waits for
+	// the connector's reply. It must exceed the connector's own wait (up to 10 s when
 	// Immediate is false). Default 12 s.
 	ConnectTimeout time.Duration
-	// CommandTimeout is how long Disconnect, Logout and Delete wait for the
-	// connector's reply. Default 12 s.
+	// CommandTimeout is how long every other op waits for the connector's
+	// reply. Default 12 s.
 	CommandTimeout time.Duration
 	// RedisTimeout bounds every non-blocking Redis call (XADD, GET). Default 1 s.
 	RedisTimeout time.Duration
@@ -130,7 +130,7 @@ func (c *Client) Invoke(ctx context.Context, token string, op shared.OpInfo, req
 	}
 	var res any
 	if len(r.Result) > 0 {
-		if res, err = op.DecodeResult(r.Result); err != nil {
+		if res, err = op.DecodeResult(r.Result); err != nil && r.err() == nil {
 			return nil, shared.Wrap(err, shared.EINTERNAL, "internal error")
 		}
 	}

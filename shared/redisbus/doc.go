@@ -1,10 +1,11 @@
 // Package redisbus is the distributed implementation of the seam between the
 // HTTP API and the connector (shared.Connector), over Redis.
 //
-//   - Client (the API side) implements shared.Connector. Connect, Pair,
-//     Disconnect, Logout and Delete are XADDed to the stream of the token's
-//     shard and answered on a per-request reply list; Status, Statuses and
-//     QR read the keys the connector publishes and never wait on it.
+//   - Client (the API side) implements shared.Connector. Every op of
+//     shared's op table is XADDed, by name with its request as JSON, to the
+//     stream of the token's shard and answered on a per-request reply list;
+//     Status, Statuses and QR read the keys the connector publishes and
+//     never wait on it.
 //   - Server (the connector side) owns shards through Redis leases, reads
 //     their streams in the consumer group "wago" and runs each command at
 //     most once on the local shared.Connector.

@@ -205,20 +205,20 @@ func (s *Server) work(sr *shardRun, stream string, key queueKey) {
 // takeSlot takes a slot for a command with deadline; it reports false when
 // the deadline passes or the shard's handlers are cancelled first.
 func (s *Server) takeSlot(sr *shardRun, deadline time.Time) bool {
-	select {
-	case s.sem <- struct{}{}:
-		return true
-	default:
-	}
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
 	case s.sem <- struct{}{}:
-		return true
 	case <-t.C:
+		return false
 	case <-sr.hctx.Done():
+		return false
 	}
-	return false
+	if sr.hctx.Err() != nil { // cancelled as the slot came: do not start
+		<-s.sem
+		return false
+	}
+	return true
 }
 
 // handle runs one command at most once and replies; it acks the entry only

@@ -80,8 +80,13 @@ func TestStatusAndQR(t *testing.T) {
 
 	p.Publish("tok", shared.Status{State: shared.StateConnecting, Connected: false, Since: since}, "")
 	waitStatus("tok", shared.StateConnecting)
-	if _, err := c.QR(ctx, "tok"); !errors.Is(err, ErrNoQRYet) || shared.ErrorCode(err) != shared.ECONFLICT {
-		t.Errorf("QR(connecting) err = %v, want ECONFLICT %q", err, MsgNoQRYet)
+	if _, err := c.QR(ctx, "tok"); !errors.Is(err, shared.ErrNoQRYet) || shared.ErrorCode(err) != shared.ECONFLICT {
+		t.Errorf("QR(connecting) err = %v, want shared.ErrNoQRYet", err)
+	}
+	p.Publish("linked", shared.Status{State: shared.StateConnecting, JID: "1@s.whatsapp.net", Since: since}, "")
+	waitStatus("linked", shared.StateConnecting)
+	if _, err := c.QR(ctx, "linked"); !errors.Is(err, shared.ErrLinkedNoQR) {
+		t.Errorf("QR(linked, reconnecting) err = %v, want shared.ErrLinkedNoQR", err)
 	}
 
 	want := shared.Status{Connected: true, State: shared.StateQR, Since: since, HasQR: true}

@@ -7,18 +7,18 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/wago-gw/wago/shared"
 )
 
-// Test helpers: a real Redis (WAGO_TEST_REDIS_URL, see .ci/redis), a
-// function-field fake Connector, servers that stop with the test, and a TCP
-// proxy that can take Redis "down" and bring it back.
+// Test helpers: a real Redis (WAGO_TEST_REDIS_URL, see .ci/redis), servers
+// that stop with the test, and a TCP proxy that can take Redis "down" and
+// bring it back. The connector behind a Server is always the one fake of
+// the seam, connectortest.Fake.
 
 // MustOpenRedis returns a client of the test Redis. It skips the test when
 // WAGO_TEST_REDIS_URL is unset, and fails it instead when CI=true.
@@ -73,6 +73,33 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// logBuffer collects a logger's output for a test to search.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if os.Getenv("WAGO_TEST_LOG") != "" {
+		os.Stderr.Write(p)
+	}
+	return b.buf.Write(p)
+}
+
+// Contains reports whether a line logged so far contains s.
+func (b *logBuffer) Contains(s string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Contains(b.buf.String(), s)
+}
+
+// logger returns a logger that writes into b.
+func (b *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 // testServerConfig is fast: small shards count, short lease and block times.
 func testServerConfig(prefix string) ServerConfig {
 	return ServerConfig{
@@ -86,6 +113,18 @@ func testServerConfig(prefix string) ServerConfig {
 		MaxBackoff:    200 * time.Millisecond,
 		Logger:        testLogger(),
 	}
+}
+
+// patientServerConfig is testServerConfig with room for a loaded machine
+// (Redis calls of up to 900 ms, and leases that outlive them), for the
+// tests whose subject is not lease timing: with the 200 ms of
+// testServerConfig, a stalled Redis call leaves a command pending until
+// ClaimMinIdle, and the test fails on a caller's timeout.
+func patientServerConfig(prefix string) ServerConfig {
+	cfg := testServerConfig(prefix)
+	cfg.LeaseTTL = 3 * time.Second
+	cfg.RedisTimeout = 900 * time.Millisecond
+	return cfg
 }
 
 func testClientConfig(prefix string) ClientConfig {
@@ -133,65 +172,6 @@ func eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// fakeConnector is a shared.Connector whose methods call its fields; a nil
-// field answers zero values.
-type fakeConnector struct {
-	ConnectFn    func(ctx context.Context, token string, opts shared.ConnectOptions) (shared.ConnectResult, error)
-	PairFn       func(ctx context.Context, token string, opts shared.ConnectOptions) (shared.ConnectResult, error)
-	DisconnectFn func(ctx context.Context, token string) error
-	LogoutFn     func(ctx context.Context, token string) error
-	DeleteFn     func(ctx context.Context, token string) error
-}
-
-var _ shared.Connector = (*fakeConnector)(nil)
-
-func (f *fakeConnector) Connect(ctx context.Context, token string, opts shared.ConnectOptions) (shared.ConnectResult, error) {
-	if f.ConnectFn == nil {
-		return shared.ConnectResult{}, nil
-	}
-	return f.ConnectFn(ctx, token, opts)
-}
-
-func (f *fakeConnector) Pair(ctx context.Context, token string, opts shared.ConnectOptions) (shared.ConnectResult, error) {
-	if f.PairFn == nil {
-		return shared.ConnectResult{}, nil
-	}
-	return f.PairFn(ctx, token, opts)
-}
-
-func (f *fakeConnector) Status(context.Context, string) (shared.Status, error) {
-	panic("a Server never asks the local connector for Status")
-}
-
-func (f *fakeConnector) Statuses(context.Context, []string) ([]shared.Status, error) {
-	panic("a Server never asks the local connector for Statuses")
-}
-
-func (f *fakeConnector) QR(context.Context, string) (string, error) {
-	panic("a Server never asks the local connector for QR")
-}
-
-func (f *fakeConnector) Disconnect(ctx context.Context, token string) error {
-	if f.DisconnectFn == nil {
-		return nil
-	}
-	return f.DisconnectFn(ctx, token)
-}
-
-func (f *fakeConnector) Logout(ctx context.Context, token string) error {
-	if f.LogoutFn == nil {
-		return nil
-	}
-	return f.LogoutFn(ctx, token)
-}
-
-func (f *fakeConnector) Delete(ctx context.Context, token string) error {
-	if f.DeleteFn == nil {
-		return nil
-	}
-	return f.DeleteFn(ctx, token)
 }
 
 // closedAddr returns a loopback address nothing listens on.

@@ -236,7 +236,7 @@ func (s *Server) Owned() []int {
 // Shutdown order, when ctx ends (bounded even while WhatsApp hangs):
 //  1. stop heartbeating and acquiring shards;
 //  2. release every owned shard, in parallel (see release): at most
-//     ReadBlock + RedisTimeout + DrainTimeout + 2 s + the time OnRelease
+//     ReadBlock + RedisTimeout + DrainTimeout + 4 s + the time OnRelease
 //     takes to close the shard's sockets;
 //  3. stop renewing and leave the members set.
 //

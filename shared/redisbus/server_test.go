@@ -13,26 +13,35 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/connectortest"
 )
 
-// countingFake counts Connect calls and answers a fixed status.
-func countingFake(n *atomic.Int64) *fakeConnector {
-	return &fakeConnector{ConnectFn: func(context.Context, string, shared.ConnectOptions) (shared.ConnectResult, error) {
-		n.Add(1)
-		return shared.ConnectResult{Status: shared.Status{State: shared.StateQR}}, nil
-	}}
+// countingFake counts connect calls and answers a fixed status.
+func countingFake(n *atomic.Int64) *connectortest.Fake {
+	return connectortest.On(&connectortest.Fake{}, shared.OpConnect,
+		func(context.Context, string, shared.ConnectOptions) (shared.ConnectResult, error) {
+			n.Add(1)
+			return shared.ConnectResult{Status: shared.Status{State: shared.StateQR}}, nil
+		})
 }
 
 // xadd queues cmd by hand, as a Client would.
 func xadd(t *testing.T, rdb *redis.Client, k keys, shard int, cmd command) {
 	t.Helper()
-	values, err := cmd.values()
-	if err != nil {
-		t.Fatal(err)
-	}
+	xaddValues(t, rdb, k, shard, cmd.values()...)
+}
+
+// xaddValues queues a stream entry with any fields.
+func xaddValues(t *testing.T, rdb *redis.Client, k keys, shard int, values ...any) {
+	t.Helper()
 	if err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: k.stream(shard), Values: values}).Err(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// connectCmd is a connect command for token, with an empty request.
+func connectCmd(token string, timeout time.Duration) command {
+	return command{ID: newCommandID(), Op: shared.OpConnect, Token: token, Req: []byte("{}"), Deadline: time.Now().Add(timeout)}
 }
 
 // TestServer_ReclaimsCrashed: a command read by a consumer that died before
@@ -54,7 +63,7 @@ func TestServer_ReclaimsCrashed(t *testing.T) {
 	}
 	answered := make(chan answer, 1)
 	go func() {
-		res, err := c.Connect(ctx, token, shared.ConnectOptions{})
+		res, err := shared.Call(ctx, c, shared.OpConnect, token, shared.ConnectOptions{})
 		answered <- answer{res, err}
 	}()
 	eventually(t, 2*time.Second, "command queued", func() bool { return rdb.XLen(ctx, stream).Val() == 1 })
@@ -70,7 +79,7 @@ func TestServer_ReclaimsCrashed(t *testing.T) {
 	}
 
 	var runs atomic.Int64
-	cfg := testServerConfig(prefix)
+	cfg := patientServerConfig(prefix)
 	cfg.ClaimMinIdle = 300 * time.Millisecond
 	cfg.ClaimInterval = 100 * time.Millisecond
 	runServer(t, NewServer(rdb, countingFake(&runs), cfg))
@@ -93,34 +102,83 @@ func TestServer_ReclaimsCrashed(t *testing.T) {
 	}
 }
 
-// TestServer_DuplicateDelivery: the same command id delivered twice runs
-// once, and both deliveries get the same reply.
+// TestServer_DuplicateDelivery: a command id delivered twice runs once.
+// Delivered again after it ran, it gets the stored reply re-sent; queued
+// twice in an ordered lane, both deliveries get the same reply; queued
+// twice in the unordered lifecycle lane, the second delivery may find the
+// first running and is then dropped: the caller gets one reply either way.
 func TestServer_DuplicateDelivery(t *testing.T) {
 	rdb := MustOpenRedis(t)
 	prefix := testPrefix(t, rdb)
 	k := keys{prefix}
 	ctx := context.Background()
-	cmd := command{ID: newCommandID(), Op: OpConnect, Token: "dup-token", Deadline: time.Now().Add(5 * time.Second)}
-	shard := ShardOf(cmd.Token, 4)
-	xadd(t, rdb, k, shard, cmd)
-	xadd(t, rdb, k, shard, cmd)
-
 	var runs atomic.Int64
-	runServer(t, NewServer(rdb, countingFake(&runs), testServerConfig(prefix)))
-	var replies []string
-	for range 2 {
+	fake := countingFake(&runs)
+	connectortest.On(fake, testSendOp, func(_ context.Context, token string, req testSendReq) (testSendRes, error) {
+		runs.Add(1)
+		time.Sleep(20 * time.Millisecond)
+		return testSendRes{Echo: req.Text, Token: token}, nil
+	})
+	srv := NewServer(rdb, fake, patientServerConfig(prefix))
+	runServer(t, srv)
+	eventually(t, 3*time.Second, "the server owns every shard", func() bool { return len(srv.Owned()) == 4 })
+	replyOf := func(cmd command) string {
+		t.Helper()
 		got, err := rdb.BLPop(ctx, 3*time.Second, k.reply(cmd.ID)).Result()
 		if err != nil {
 			t.Fatalf("reply: %v", err)
 		}
-		replies = append(replies, got[1])
+		return got[1]
 	}
-	if replies[0] != replies[1] || !strings.Contains(replies[0], `"state":"qr"`) {
-		t.Errorf("replies = %q", replies)
+	acked := func(shard int) func() bool {
+		return func() bool { return pendingCount(t, srv, shard) == 0 }
 	}
-	if n := runs.Load(); n != 1 {
-		t.Errorf("command ran %d times, want 1", n)
-	}
+
+	t.Run("after it ran", func(t *testing.T) {
+		runs.Store(0)
+		cmd := connectCmd("dup-token", 5*time.Second)
+		shard := ShardOf(cmd.Token, 4)
+		xadd(t, rdb, k, shard, cmd)
+		first := replyOf(cmd)
+		xadd(t, rdb, k, shard, cmd)
+		second := replyOf(cmd)
+		if first != second || !strings.HasPrefix(first, `{"result":{"status":{`) || !strings.Contains(first, `"state":"qr"`) {
+			t.Errorf("replies = %q, %q", first, second)
+		}
+		eventually(t, 2*time.Second, "both deliveries acked", acked(shard))
+		if n := runs.Load(); n != 1 {
+			t.Errorf("command ran %d times, want 1", n)
+		}
+	})
+	t.Run("queued twice, ordered lane", func(t *testing.T) {
+		runs.Store(0)
+		cmd := command{ID: newCommandID(), Op: testSendOp, Token: "dup-send", Req: []byte(`{"text":"x"}`), Deadline: time.Now().Add(5 * time.Second)}
+		shard := ShardOf(cmd.Token, 4)
+		xadd(t, rdb, k, shard, cmd)
+		xadd(t, rdb, k, shard, cmd)
+		first, second := replyOf(cmd), replyOf(cmd)
+		if first != second || first != `{"result":{"echo":"x","token":"dup-send"}}` {
+			t.Errorf("replies = %q, %q", first, second)
+		}
+		eventually(t, 2*time.Second, "both deliveries acked", acked(shard))
+		if n := runs.Load(); n != 1 {
+			t.Errorf("command ran %d times, want 1", n)
+		}
+	})
+	t.Run("queued twice, unordered lane", func(t *testing.T) {
+		runs.Store(0)
+		cmd := connectCmd("dup-connect", 5*time.Second)
+		shard := ShardOf(cmd.Token, 4)
+		xadd(t, rdb, k, shard, cmd)
+		xadd(t, rdb, k, shard, cmd)
+		if r := replyOf(cmd); !strings.Contains(r, `"state":"qr"`) {
+			t.Errorf("reply = %q", r)
+		}
+		eventually(t, 2*time.Second, "both deliveries acked", acked(shard))
+		if n := runs.Load(); n != 1 {
+			t.Errorf("command ran %d times, want 1", n)
+		}
+	})
 }
 
 // TestServer_StartedElsewhere: a command whose done marker says another
@@ -130,13 +188,13 @@ func TestServer_StartedElsewhere(t *testing.T) {
 	prefix := testPrefix(t, rdb)
 	k := keys{prefix}
 	ctx := context.Background()
-	cmd := command{ID: newCommandID(), Op: OpConnect, Token: "elsewhere", Deadline: time.Now().Add(5 * time.Second)}
+	cmd := connectCmd("elsewhere", 5*time.Second)
 	shard := ShardOf(cmd.Token, 4)
 	rdb.Set(ctx, k.done(shard, cmd.ID), pendingMarker+"other", time.Minute)
 	xadd(t, rdb, k, shard, cmd)
 
 	var runs atomic.Int64
-	runServer(t, NewServer(rdb, countingFake(&runs), testServerConfig(prefix)))
+	runServer(t, NewServer(rdb, countingFake(&runs), patientServerConfig(prefix)))
 	eventually(t, 3*time.Second, "command acked", func() bool {
 		p, err := rdb.XPending(ctx, k.stream(shard), consumerGroup).Result()
 		info, _ := rdb.XInfoGroups(ctx, k.stream(shard)).Result()
@@ -157,14 +215,14 @@ func TestServer_CancelledByClient(t *testing.T) {
 	prefix := testPrefix(t, rdb)
 	k := keys{prefix}
 	ctx := context.Background()
-	cmd := command{ID: newCommandID(), Op: OpConnect, Token: "cancelled", Deadline: time.Now().Add(5 * time.Second)}
+	cmd := connectCmd("cancelled", 5*time.Second)
 	shard := ShardOf(cmd.Token, 4)
 	client := NewClient(rdb, ClientConfig{Prefix: prefix, Shards: 4})
 	client.cancelCommand(cmd.Token, cmd.ID)
 	xadd(t, rdb, k, shard, cmd) // the late XADD of the hung Redis
 
 	var runs atomic.Int64
-	runServer(t, NewServer(rdb, countingFake(&runs), testServerConfig(prefix)))
+	runServer(t, NewServer(rdb, countingFake(&runs), patientServerConfig(prefix)))
 	eventually(t, 3*time.Second, "command acked", func() bool {
 		p, err := rdb.XPending(ctx, k.stream(shard), consumerGroup).Result()
 		info, _ := rdb.XInfoGroups(ctx, k.stream(shard)).Result()
@@ -175,8 +233,10 @@ func TestServer_CancelledByClient(t *testing.T) {
 	}
 }
 
-// TestServer_PerTokenSerial: commands of one token never overlap; commands of
-// different tokens do.
+// TestServer_PerTokenSerial: the sends of one token (an ordered lane) never
+// overlap and run in the order they were queued; sends of different tokens
+// do overlap, and so do the lifecycle ops of one token (an unordered lane:
+// the connector serialises them itself).
 func TestServer_PerTokenSerial(t *testing.T) {
 	rdb := MustOpenRedis(t)
 	prefix := testPrefix(t, rdb)
@@ -186,46 +246,75 @@ func TestServer_PerTokenSerial(t *testing.T) {
 		maxByToken = map[string]int{}
 		total      int
 		maxTotal   int
-		order      = map[string][]int{}
+		order      = map[string][]string{}
 	)
-	fake := &fakeConnector{ConnectFn: func(_ context.Context, token string, opts shared.ConnectOptions) (shared.ConnectResult, error) {
+	run := func(key, n string) {
 		mu.Lock()
-		active[token]++
+		active[key]++
 		total++
-		maxByToken[token] = max(maxByToken[token], active[token])
+		maxByToken[key] = max(maxByToken[key], active[key])
 		maxTotal = max(maxTotal, total)
-		var n int
-		fmt.Sscan(opts.Phone, &n)
-		order[token] = append(order[token], n)
+		order[key] = append(order[key], n)
 		mu.Unlock()
 		time.Sleep(50 * time.Millisecond)
 		mu.Lock()
-		active[token]--
+		active[key]--
 		total--
 		mu.Unlock()
+	}
+	fake := &connectortest.Fake{}
+	connectortest.On(fake, testSendOp, func(_ context.Context, token string, req testSendReq) (testSendRes, error) {
+		run("send "+token, req.Text)
+		return testSendRes{}, nil
+	})
+	connectortest.On(fake, shared.OpConnect, func(_ context.Context, token string, opts shared.ConnectOptions) (shared.ConnectResult, error) {
+		run("connect "+token, opts.Phone)
 		return shared.ConnectResult{}, nil
-	}}
-	runServer(t, NewServer(rdb, fake, testServerConfig(prefix)))
+	})
+	srv := NewServer(rdb, fake, patientServerConfig(prefix))
+	runServer(t, srv)
 	c := NewClient(rdb, testClientConfig(prefix))
+	ctx := context.Background()
 
 	tokens := []string{"serial-a", "serial-b", "serial-c"}
 	var wg sync.WaitGroup
 	for _, token := range tokens {
+		stream := srv.keys.stream(ShardOf(token, 4))
+		for i := range 4 {
+			before := rdb.XLen(ctx, stream).Val()
+			wg.Go(func() {
+				if _, err := shared.Call(ctx, c, testSendOp, token, testSendReq{Text: fmt.Sprint(i)}); err != nil {
+					t.Errorf("send: %v", err)
+				}
+			})
+			// Queued one after the other, to check the order.
+			eventually(t, 2*time.Second, "send queued", func() bool { return rdb.XLen(ctx, stream).Val() > before })
+		}
+	}
+	for _, token := range tokens {
 		for i := range 4 {
 			wg.Go(func() {
-				if _, err := c.Connect(context.Background(), token, shared.ConnectOptions{Phone: fmt.Sprint(i)}); err != nil {
-					t.Errorf("Connect: %v", err)
+				if _, err := shared.Call(ctx, c, shared.OpConnect, token, shared.ConnectOptions{Phone: fmt.Sprint(i)}); err != nil {
+					t.Errorf("connect: %v", err)
 				}
 			})
 		}
 	}
 	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
 	for _, token := range tokens {
-		if maxByToken[token] != 1 {
-			t.Errorf("%s: %d commands ran at once", token, maxByToken[token])
+		if n := maxByToken["send "+token]; n != 1 {
+			t.Errorf("%s: %d sends ran at once", token, n)
 		}
-		if len(order[token]) != 4 {
-			t.Errorf("%s: ran %v", token, order[token])
+		if got := order["send "+token]; !slices.Equal(got, []string{"0", "1", "2", "3"}) {
+			t.Errorf("%s: sends ran as %v", token, got)
+		}
+		if n := maxByToken["connect "+token]; n < 2 {
+			t.Errorf("%s: at most %d connects ran at once, want them run as they come", token, n)
+		}
+		if got := order["connect "+token]; len(got) != 4 {
+			t.Errorf("%s: connects ran as %v", token, got)
 		}
 	}
 	if maxTotal < 2 {
@@ -320,7 +409,7 @@ func TestLeases_SplitAndHandover(t *testing.T) {
 	// Commands reach the owner of every shard.
 	c := NewClient(rdb, testClientConfig(prefix))
 	for i := range 8 {
-		if _, err := c.Connect(context.Background(), fmt.Sprintf("split-%d", i), shared.ConnectOptions{}); err != nil {
+		if _, err := shared.Call(context.Background(), c, shared.OpConnect, fmt.Sprintf("split-%d", i), shared.ConnectOptions{}); err != nil {
 			t.Fatalf("Connect: %v", err)
 		}
 	}
@@ -339,7 +428,7 @@ func TestLeases_SplitAndHandover(t *testing.T) {
 		t.Errorf("A still in the members set")
 	}
 	for i := range 8 {
-		if _, err := c.Connect(context.Background(), fmt.Sprintf("split-%d", i), shared.ConnectOptions{}); err != nil {
+		if _, err := shared.Call(context.Background(), c, shared.OpConnect, fmt.Sprintf("split-%d", i), shared.ConnectOptions{}); err != nil {
 			t.Fatalf("Connect after handover: %v", err)
 		}
 	}
@@ -384,7 +473,7 @@ func TestLeases_KilledServer(t *testing.T) {
 	}
 	c := NewClient(rdb, testClientConfig(prefix))
 	for i := range 8 {
-		if _, err := c.Connect(context.Background(), fmt.Sprintf("killed-%d", i), shared.ConnectOptions{}); err != nil {
+		if _, err := shared.Call(context.Background(), c, shared.OpConnect, fmt.Sprintf("killed-%d", i), shared.ConnectOptions{}); err != nil {
 			t.Fatalf("Connect after takeover: %v", err)
 		}
 	}
@@ -405,7 +494,7 @@ func TestLeases_KilledServer(t *testing.T) {
 	})
 	checkOwners(t, rdb, k, a, b)
 	for i := range 8 { // commands A's woken readers may have read are not lost
-		if _, err := c.Connect(context.Background(), fmt.Sprintf("killed-%d", i), shared.ConnectOptions{}); err != nil {
+		if _, err := shared.Call(context.Background(), c, shared.OpConnect, fmt.Sprintf("killed-%d", i), shared.ConnectOptions{}); err != nil {
 			t.Fatalf("Connect after A woke up: %v", err)
 		}
 	}
@@ -427,7 +516,7 @@ func TestLeases_PartitionedServer(t *testing.T) {
 	cfgA := testServerConfig(prefix)
 	cfgA.ConsumerID = "A"
 	cfgA.OnRelease = func(int) { released.Add(1); releasedAt.Store(time.Now().UnixNano()) }
-	a := NewServer(mustClient(t, px.Addr, rdb.Options().DB), &fakeConnector{}, cfgA)
+	a := NewServer(mustClient(t, px.Addr, rdb.Options().DB), &connectortest.Fake{}, cfgA)
 	runServer(t, a)
 	eventually(t, 3*time.Second, "A owns every shard", func() bool { return len(a.Owned()) == 4 })
 
@@ -442,7 +531,7 @@ func TestLeases_PartitionedServer(t *testing.T) {
 	}
 	cfgB := testServerConfig(prefix)
 	cfgB.ConsumerID = "B"
-	b := NewServer(rdb, &fakeConnector{}, cfgB)
+	b := NewServer(rdb, &connectortest.Fake{}, cfgB)
 	runServer(t, b)
 	eventually(t, 5*time.Second, "B owns every shard", func() bool { return len(b.Owned()) == 4 })
 	px.Up()
@@ -460,13 +549,13 @@ func TestServer_SurvivesRedisOutage(t *testing.T) {
 	srv := NewServer(mustClient(t, px.Addr, rdb.Options().DB), countingFake(&runs), testServerConfig(prefix))
 	runServer(t, srv)
 	c := NewClient(rdb, testClientConfig(prefix))
-	if _, err := c.Connect(context.Background(), "outage", shared.ConnectOptions{}); err != nil {
+	if _, err := shared.Call(context.Background(), c, shared.OpConnect, "outage", shared.ConnectOptions{}); err != nil {
 		t.Fatalf("Connect before the outage: %v", err)
 	}
 	px.Down()
 	time.Sleep(2 * time.Second) // longer than LeaseTTL: every shard is released
 	px.Up()
-	if _, err := c.Connect(context.Background(), "outage", shared.ConnectOptions{}); err != nil {
+	if _, err := shared.Call(context.Background(), c, shared.OpConnect, "outage", shared.ConnectOptions{}); err != nil {
 		t.Fatalf("Connect after the outage: %v", err)
 	}
 	if n := runs.Load(); n != 2 {
@@ -478,7 +567,7 @@ func TestServer_SurvivesRedisOutage(t *testing.T) {
 // promptly when its context ends.
 func TestServer_NoRedis(t *testing.T) {
 	MustOpenRedis(t)
-	srv := NewServer(mustClient(t, closedAddr(t), 0), &fakeConnector{}, testServerConfig("wagotest-none"))
+	srv := NewServer(mustClient(t, closedAddr(t), 0), &connectortest.Fake{}, testServerConfig("wagotest-none"))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	start := time.Now()
@@ -487,5 +576,46 @@ func TestServer_NoRedis(t *testing.T) {
 	}
 	if elapsed := time.Since(start); elapsed > 2*time.Second {
 		t.Errorf("Run returned %v after start, want about 1 s", elapsed)
+	}
+}
+
+// TestServer_DropsUndecodable: an entry of an unknown op, of an older wire
+// version, or without a token is acked and dropped without running or
+// replying, and the commands behind it are served.
+func TestServer_DropsUndecodable(t *testing.T) {
+	rdb := MustOpenRedis(t)
+	prefix := testPrefix(t, rdb)
+	k := keys{prefix}
+	ctx := context.Background()
+	token := "undecodable"
+	shard := ShardOf(token, 4)
+	deadline := fmt.Sprint(time.Now().Add(5 * time.Second).UnixMilli())
+	dropped := []string{newCommandID(), newCommandID(), newCommandID()}
+	xaddValues(t, rdb, k, shard, fieldVersion, wireVersion, fieldID, dropped[0], fieldOp, "session.nope",
+		fieldToken, token, fieldRequest, "{}", fieldDeadline, deadline)
+	xaddValues(t, rdb, k, shard, fieldVersion, "1", fieldID, dropped[1], fieldOp, "connect",
+		fieldToken, token, "opts", "{}", fieldDeadline, deadline)
+	xaddValues(t, rdb, k, shard, fieldVersion, wireVersion, fieldID, dropped[2], fieldOp, shared.OpConnect.Name(),
+		fieldRequest, "{}", fieldDeadline, deadline)
+	valid := connectCmd(token, 5*time.Second)
+	xadd(t, rdb, k, shard, valid)
+
+	var runs atomic.Int64
+	runServer(t, NewServer(rdb, countingFake(&runs), patientServerConfig(prefix)))
+	if r := waitReply(t, rdb, k, valid.ID); r.err() != nil {
+		t.Fatalf("the command behind the dropped ones: %v", r.err())
+	}
+	eventually(t, 3*time.Second, "every entry acked", func() bool {
+		p, err := rdb.XPending(ctx, k.stream(shard), consumerGroup).Result()
+		info, _ := rdb.XInfoGroups(ctx, k.stream(shard)).Result()
+		return err == nil && p.Count == 0 && len(info) == 1 && info[0].EntriesRead == 4
+	})
+	if n := runs.Load(); n != 1 {
+		t.Errorf("%d commands ran, want 1", n)
+	}
+	for _, id := range dropped {
+		if rdb.Exists(ctx, k.reply(id), k.done(shard, id)).Val() != 0 {
+			t.Errorf("a dropped command got a reply or a done marker")
+		}
 	}
 }
