@@ -25,6 +25,9 @@ type session struct {
 	// token: together with attach refusing a dead session, it makes sure
 	// that two requests never open two sockets for one device.
 	opLock sync.Mutex
+	// outbox is the send lane, independent of opLock: a send never waits
+	// behind a connect.
+	outbox outbox
 
 	// stateLock guards the fields below.
 	stateLock sync.Mutex

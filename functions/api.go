@@ -89,6 +89,14 @@ func (a *API) routes() *httprouter.Router {
 	r.Handler(http.MethodGet, "/session/status", a.withSession(a.status))
 	r.Handler(http.MethodPost, "/session/disconnect", a.withSession(a.disconnect))
 	r.Handler(http.MethodPost, "/session/logout", a.withSession(a.logout))
+
+	// Sending, at WaGo's paths and wuzapi's.
+	for path, h := range map[string]sessionHandler{
+		"text": a.sendText, "location": a.sendLocation, "contact": a.sendContact, "poll": a.sendPoll,
+	} {
+		r.Handler(http.MethodPost, "/send/"+path, a.withSession(h))
+		r.Handler(http.MethodPost, "/chat/send/"+path, a.withSession(h))
+	}
 	return r
 }
 

@@ -1,0 +1,96 @@
+package shared
+
+// The messages area: sending messages and operating on sent or received
+// ones. Every op runs in LaneSend: the ops of one token run one at a time,
+// in the order they were accepted, and never wait behind a connect.
+
+// Kinds of message that OpSend sends (SendRequest.Kind).
+const (
+	KindText     = "text"
+	KindImage    = "image"
+	KindVideo    = "video"
+	KindAudio    = "audio"
+	KindDocument = "document"
+	KindSticker  = "sticker"
+	KindLocation = "location"
+	KindContact  = "contact"
+	KindPoll     = "poll"
+)
+
+// SendRequest is one message to send. The HTTP functions validate it, so
+// the connector only builds and sends it.
+type SendRequest struct {
+	// To is the recipient: a user JID (phone@s.whatsapp.net, or @lid) or
+	// a group JID (@g.us), normalised by the API.
+	To string `json:"to"`
+	// ID is the WhatsApp message ID. The API sets it (the client's Id, or
+	// a fresh one) before the op is queued, so that a redelivered command
+	// or a retried request sends the same message, which the connector
+	// sends at most once per token.
+	ID string `json:"id"`
+	// Kind is one of the Kind constants.
+	Kind string `json:"kind"`
+	// Text is the body of a text, or the caption of media.
+	Text string `json:"text,omitempty"`
+	// Reply quotes an earlier message; Mentions are user JIDs mentioned.
+	Reply    *Reply   `json:"reply,omitempty"`
+	Mentions []string `json:"mentions,omitempty"`
+	// Media is the file of image, video, audio, document and sticker.
+	Media *Media `json:"media,omitempty"`
+	// Location, Contact and Poll are the bodies of their kinds.
+	Location *Location    `json:"location,omitempty"`
+	Contact  *ContactCard `json:"contact,omitempty"`
+	Poll     *Poll        `json:"poll,omitempty"`
+}
+
+// Reply names the quoted message: its ID and, in groups or for messages
+// the device did not send, its sender's JID.
+type Reply struct {
+	ID          string `json:"id"`
+	Participant string `json:"participant,omitempty"`
+}
+
+// Media is a file to send. Its bytes travel inline in the all-in-one
+// process, or by reference (Ref: a short-lived key the transport resolves)
+// in distributed mode; they are sent as they are, never re-encoded.
+type Media struct {
+	Data     []byte `json:"data,omitempty"`
+	Ref      string `json:"ref,omitempty"`
+	Mimetype string `json:"mimetype"`
+	FileName string `json:"fileName,omitempty"`
+	// PTT marks an audio as a voice note.
+	PTT bool `json:"ptt,omitempty"`
+}
+
+// Location is a pin on the map.
+type Location struct {
+	Latitude  float64 `json:"latitude"`
+	Longitude float64 `json:"longitude"`
+	Name      string  `json:"name,omitempty"`
+}
+
+// ContactCard is a contact shared as a vCard.
+type ContactCard struct {
+	Name  string `json:"name"`
+	Vcard string `json:"vcard"`
+}
+
+// Poll is a poll to create.
+type Poll struct {
+	Question  string   `json:"question"`
+	Options   []string `json:"options"`
+	MaxAnswer int      `json:"maxAnswer"`
+}
+
+// SendResult is what WhatsApp acknowledged.
+type SendResult struct {
+	ID        string `json:"id"`
+	Timestamp int64  `json:"timestamp"`
+}
+
+// OpSend sends a message. Returns ErrNoSession when no client runs,
+// ErrNotLoggedIn when the device is not logged in, EUNAVAILABLE when
+// WhatsApp did not acknowledge it, EINVALID for a message WhatsApp or
+// whatsmeow refuses. Sending an ID that the token already sent answers
+// the first result again without sending.
+var OpSend = NewOp[SendRequest, SendResult]("message.send", LaneSend)
