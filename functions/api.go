@@ -97,6 +97,27 @@ func (a *API) routes() *httprouter.Router {
 		r.Handler(http.MethodPost, "/send/"+path, a.withSession(h))
 		r.Handler(http.MethodPost, "/chat/send/"+path, a.withSession(h))
 	}
+
+	// Messages, users and calls; the second path is wuzapi's.
+	for path, h := range map[string]sessionHandler{
+		"/message/react":    a.react,
+		"/message/edit":     a.edit,
+		"/message/delete":   a.revoke,
+		"/message/markread": a.markRead,
+		"/message/presence": a.chatPresence,
+		"/chat/react":       a.react,
+		"/chat/send/edit":   a.edit,
+		"/chat/delete":      a.revoke,
+		"/chat/markread":    a.markRead,
+		"/chat/presence":    a.chatPresence,
+		"/user/check":       a.userCheck,
+		"/user/info":        a.userInfo,
+		"/user/avatar":      a.userAvatar,
+		"/user/presence":    a.userPresence,
+		"/call/reject":      a.callReject,
+	} {
+		r.Handler(http.MethodPost, path, a.withSession(h))
+	}
 	return r
 }
 

@@ -94,3 +94,60 @@ type SendResult struct {
 // whatsmeow refuses. Sending an ID that the token already sent answers
 // the first result again without sending.
 var OpSend = NewOp[SendRequest, SendResult]("message.send", LaneSend)
+
+// MessageRef names a message in a chat: its ID and, for a message the
+// device did not send, its sender (in groups, or a received message).
+type MessageRef struct {
+	Chat   string `json:"chat"`
+	ID     string `json:"id"`
+	Sender string `json:"sender,omitempty"`
+	FromMe bool   `json:"fromMe,omitempty"`
+}
+
+// ReactRequest reacts to a message; an empty Emoji removes the reaction.
+type ReactRequest struct {
+	Target MessageRef `json:"target"`
+	Emoji  string     `json:"emoji"`
+}
+
+// EditRequest replaces the text of a message the device sent.
+type EditRequest struct {
+	Target MessageRef `json:"target"`
+	Text   string     `json:"text"`
+}
+
+// MarkReadRequest marks messages of one chat (and, in groups, one sender)
+// as read.
+type MarkReadRequest struct {
+	Chat   string   `json:"chat"`
+	Sender string   `json:"sender,omitempty"`
+	IDs    []string `json:"ids"`
+}
+
+// Chat presence states (ChatPresenceRequest.State).
+const (
+	PresenceComposing = "composing"
+	PresencePaused    = "paused"
+	PresenceRecording = "recording"
+)
+
+// ChatPresenceRequest shows the device typing (or recording) in a chat.
+type ChatPresenceRequest struct {
+	Chat  string `json:"chat"`
+	State string `json:"state"`
+}
+
+// The message ops. Each returns ErrNoSession or ErrNotLoggedIn when the
+// device cannot send, as OpSend does.
+var (
+	// OpReact sends a reaction (or removes one) and answers its ID.
+	OpReact = NewOp[ReactRequest, SendResult]("message.react", LaneSend)
+	// OpEdit edits a message the device sent and answers the edit's ID.
+	OpEdit = NewOp[EditRequest, SendResult]("message.edit", LaneSend)
+	// OpRevoke deletes a message for everyone and answers the revoke's ID.
+	OpRevoke = NewOp[MessageRef, SendResult]("message.revoke", LaneSend)
+	// OpMarkRead sends read receipts.
+	OpMarkRead = NewOp[MarkReadRequest, Empty]("message.markread", LaneSend)
+	// OpChatPresence sends a chat presence (typing, recording, paused).
+	OpChatPresence = NewOp[ChatPresenceRequest, Empty]("message.presence", LaneSend)
+)
