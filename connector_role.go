@@ -15,31 +15,26 @@ import (
 // connectorRole runs the connector: it owns shards through Redis leases,
 // restores each shard's logged-in sessions when it gains it, serves the
 // shard's commands, and publishes live state to Redis.
-func connectorRole(ctx context.Context, log *slog.Logger) error {
-	c, err := readDistributedConfig()
-	if err != nil {
+func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
+	if err := prepareDataDir(cfg.DataDir); err != nil {
 		return err
 	}
-	dir, err := dataDir()
-	if err != nil {
-		return err
-	}
-	rdb, rows, err := openState(ctx, c)
+	rdb, rows, err := openState(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
 	pub := redisbus.NewStatePublisher(rdb, redisbus.PublisherConfig{Logger: log.With("part", "publisher")})
-	mgr, keys, err := newConnector(ctx, log, dir, connector.Config{Store: rows, OnState: pub.Publish, OnDelete: pub.Forget})
+	mgr, keys, err := newConnector(ctx, log, cfg, connector.Config{Store: rows, OnState: pub.Publish, OnDelete: pub.Forget})
 	if err != nil {
 		return err
 	}
 	defer keys.Close()
 	inShard := func(shard int) func(string) bool {
-		return func(token string) bool { return redisbus.ShardOf(token, c.shards) == shard }
+		return func(token string) bool { return redisbus.ShardOf(token, cfg.Shards) == shard }
 	}
 	srv := redisbus.NewServer(rdb, mgr, redisbus.ServerConfig{
-		Shards: c.shards,
+		Shards: cfg.Shards,
 		Logger: log.With("part", "bus"),
 		OnAcquire: func(ctx context.Context, shard int) {
 			ok, failed := mgr.Restore(ctx, inShard(shard))
@@ -60,7 +55,7 @@ func connectorRole(ctx context.Context, log *slog.Logger) error {
 	pubCtx, stopPub := context.WithCancel(context.Background())
 	wg.Add(1)
 	go func() { defer wg.Done(); pub.Run(pubCtx) }()
-	log.Info("connector running", "shards", c.shards)
+	log.Info("connector running", "shards", cfg.Shards)
 	err = srv.Run(ctx) // returns after releasing every shard, which stops their sockets
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -16,40 +14,12 @@ import (
 	"github.com/wago-gw/wago/shared/redisbus"
 )
 
-// distributedConfig is what both distributed roles read.
-type distributedConfig struct {
-	redisURL    string
-	table       string
-	endpoint    string
-	createTable bool
-	shards      int
-}
-
-func readDistributedConfig() (distributedConfig, error) {
-	c := distributedConfig{
-		redisURL: os.Getenv("WAGO_REDIS_URL"),
-		table:    env("WAGO_DYNAMODB_TABLE", "wago-sessions"),
-		endpoint: os.Getenv("WAGO_DYNAMODB_ENDPOINT"),
-	}
-	if c.redisURL == "" {
-		return c, fmt.Errorf("WAGO_REDIS_URL is required in distributed mode")
-	}
-	var err error
-	if c.createTable, err = strconv.ParseBool(env("WAGO_DYNAMODB_CREATE_TABLE", "true")); err != nil {
-		return c, fmt.Errorf("WAGO_DYNAMODB_CREATE_TABLE: %w", err)
-	}
-	if c.shards, err = strconv.Atoi(env("WAGO_SHARDS", strconv.Itoa(redisbus.DefaultShards))); err != nil || c.shards < 1 {
-		return c, fmt.Errorf("WAGO_SHARDS must be a positive number")
-	}
-	return c, nil
-}
-
-// openRedis connects to WAGO_REDIS_URL with short timeouts, so that an
+// openRedis connects to url (WAGO_REDIS_URL) with short timeouts, so that an
 // outage answers 503 quickly instead of hanging requests.
 func openRedis(url string) (*redis.Client, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
-		return nil, fmt.Errorf("WAGO_REDIS_URL: %w", err)
+		return nil, fmt.Errorf("failed to parse WAGO_REDIS_URL: %w", err)
 	}
 	opts.DialTimeout = 2 * time.Second
 	opts.ReadTimeout = 3 * time.Second
@@ -69,12 +39,12 @@ func openRedis(url string) (*redis.Client, error) {
 
 // openState opens what both distributed roles share: Redis and the token
 // table. The caller closes the Redis client.
-func openState(ctx context.Context, c distributedConfig) (*redis.Client, *dynamo.Store, error) {
-	rdb, err := openRedis(c.redisURL)
+func openState(ctx context.Context, cfg Config) (*redis.Client, *dynamo.Store, error) {
+	rdb, err := openRedis(cfg.RedisURL)
 	if err != nil {
 		return nil, nil, err
 	}
-	rows, err := dynamo.Open(ctx, dynamo.Config{Table: c.table, Endpoint: c.endpoint, CreateTable: c.createTable})
+	rows, err := dynamo.Open(ctx, dynamo.Config{Table: cfg.DynamoDBTable, Endpoint: cfg.DynamoDBEndpoint, CreateTable: cfg.DynamoDBCreateTable})
 	if err != nil {
 		rdb.Close()
 		return nil, nil, err
@@ -85,29 +55,17 @@ func openState(ctx context.Context, c distributedConfig) (*redis.Client, *dynamo
 // api runs the stateless HTTP API: rows in DynamoDB (behind a short read
 // cache), everything else through Redis. On AWS Lambda it serves API
 // Gateway events instead of listening.
-func api(ctx context.Context, log *slog.Logger) error {
-	c, err := readDistributedConfig()
-	if err != nil {
-		return err
-	}
-	admin := os.Getenv("WAGO_ADMIN_TOKEN")
-	if admin == "" {
-		return fmt.Errorf("WAGO_ADMIN_TOKEN is required in distributed mode")
-	}
-	cacheTTL, err := time.ParseDuration(env("WAGO_TOKEN_CACHE_TTL", "5s"))
-	if err != nil {
-		return fmt.Errorf("WAGO_TOKEN_CACHE_TTL: %w", err)
-	}
-	rdb, rows, err := openState(ctx, c)
+func api(ctx context.Context, log *slog.Logger, cfg Config) error {
+	rdb, rows, err := openState(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	store := cachedstore.New(rows, cacheTTL, 0)
+	store := cachedstore.New(rows, cfg.TokenCacheTTL, 0)
 	h, err := functions.New(functions.Config{
 		Store:      store,
-		Connector:  redisbus.NewClient(rdb, redisbus.ClientConfig{Shards: c.shards}),
-		AdminToken: admin,
+		Connector:  redisbus.NewClient(rdb, redisbus.ClientConfig{Shards: cfg.Shards}),
+		AdminToken: cfg.AdminToken,
 		Log:        log.With("part", "api"),
 	})
 	if err != nil {
@@ -117,5 +75,5 @@ func api(ctx context.Context, log *slog.Logger) error {
 		functions.ServeLambda(h)
 		return nil
 	}
-	return listen(ctx, log, h, func(context.Context) {})
+	return listen(ctx, log, cfg, h, func(context.Context) {})
 }

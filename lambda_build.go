@@ -13,6 +13,14 @@ import (
 // bootstrap binary and its cold start.
 var errLambdaBuild = errors.New("this is the AWS Lambda build of wago: it serves only the api role; build without -tags lambda.norpc for serve and connector")
 
-func serve(context.Context, *slog.Logger) error { return errLambdaBuild }
+func serve(context.Context, *slog.Logger, Config) error { return errLambdaBuild }
 
-func connectorRole(context.Context, *slog.Logger) error { return errLambdaBuild }
+func connectorRole(context.Context, *slog.Logger, Config) error { return errLambdaBuild }
+
+// checkWAVersion accepts any WAGO_WA_VERSION: only the connector announces
+// a version, and its parser (with whatsmeow) is not linked into this build.
+func checkWAVersion(string) error { return nil }
+
+// parseRootKey accepts any WAGO_WHATSAPP_ROOT_KEY: only the connector uses
+// the key, and its parser is not linked into this build.
+func parseRootKey(string) (*[32]byte, error) { return nil, nil }

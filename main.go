@@ -32,27 +32,37 @@ func main() {
 	if len(os.Args) > 1 {
 		role = os.Args[1]
 	}
-	log := newLogger(os.Getenv("WAGO_LOG_LEVEL"))
+	switch role {
+	case "-h", "--help", "help":
+		fmt.Println("usage: wago [serve|api|connector]; configuration: WAGO_* environment variables, see README.md")
+		return
+	case "serve", "api", "connector":
+	default:
+		fmt.Fprintf(os.Stderr, "wago: unknown role %q: use serve, api or connector\n", role)
+		os.Exit(2)
+	}
+	if role == "serve" && functions.OnLambda() {
+		role = "api"
+	}
+	// The configuration is read once, before anything else happens: a bad
+	// value stops the process here, with every bad variable named.
+	cfg, err := loadConfig()
+	if err = errors.Join(err, cfg.validateRole(role)); err != nil {
+		fmt.Fprintf(os.Stderr, "wago: invalid configuration (see \"Configuration\" in README.md):\n  %s\n",
+			strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.slogLevel()}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	var err error
 	switch role {
 	case "serve":
-		if functions.OnLambda() {
-			err = api(ctx, log)
-		} else {
-			err = serve(ctx, log)
-		}
+		err = serve(ctx, log, cfg)
 	case "api":
-		err = api(ctx, log)
+		err = api(ctx, log, cfg)
 	case "connector":
-		err = connectorRole(ctx, log)
-	case "-h", "--help", "help":
-		fmt.Println("usage: wago [serve|api|connector]")
-		return
-	default:
-		err = fmt.Errorf("unknown role %q: use serve, api or connector", role)
+		err = connectorRole(ctx, log, cfg)
 	}
 	if err != nil {
 		log.Error("wago stopped", "err", err)
@@ -60,29 +70,20 @@ func main() {
 	}
 }
 
-func newLogger(level string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil || level == "" {
-		l = slog.LevelInfo
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
-}
-
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
-}
-
-// listen serves h on WAGO_LISTEN until ctx ends, then shuts down within
-// shutdownGrace: the server first, then whatever closeParts closes.
-func listen(ctx context.Context, log *slog.Logger, h http.Handler, closeParts func(context.Context)) error {
+// listen serves h on cfg.Listen until ctx ends, then shuts down within
+// shutdownGrace: the server first, then whatever closeParts closes. The
+// server's timeouts and header limit come from cfg: a client that sends
+// its headers or body too slowly, or headers that are too large, loses its
+// connection instead of holding it (and its memory) forever.
+func listen(ctx context.Context, log *slog.Logger, cfg Config, h http.Handler, closeParts func(context.Context)) error {
 	srv := &http.Server{
-		Addr:              env("WAGO_LISTEN", ":1337"),
+		Addr:              cfg.Listen,
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()

@@ -6,7 +6,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,22 +23,21 @@ import (
 )
 
 // serve runs the all-in-one process: HTTP API and connector, state in
-// SQLite files under WAGO_DATA_DIR.
-func serve(ctx context.Context, log *slog.Logger) error {
-	dir, err := dataDir()
+// SQLite files under cfg.DataDir.
+func serve(ctx context.Context, log *slog.Logger, cfg Config) error {
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return err
+	}
+	adminToken, err := adminToken(cfg, log)
 	if err != nil {
 		return err
 	}
-	adminToken, err := adminToken(dir, log)
-	if err != nil {
-		return err
-	}
-	store, err := sqlite.Open(ctx, filepath.Join(dir, "wago.db"))
+	store, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "wago.db"))
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	mgr, keys, err := newConnector(ctx, log, dir, connector.Config{Store: store})
+	mgr, keys, err := newConnector(ctx, log, cfg, connector.Config{Store: store})
 	if err != nil {
 		return err
 	}
@@ -53,44 +54,80 @@ func serve(ctx context.Context, log *slog.Logger) error {
 			log.Info("restored sessions", "restored", ok, "failed", failed, "took", time.Since(start).Round(time.Millisecond))
 		}
 	}()
-	return listen(ctx, log, api, func(ctx context.Context) { mgr.Close(ctx) })
+	return listen(ctx, log, cfg, api, func(ctx context.Context) { mgr.Close(ctx) })
 }
 
-// dataDir returns WAGO_DATA_DIR, created if needed.
-func dataDir() (string, error) {
-	dir := env("WAGO_DATA_DIR", "./data")
+// prepareDataDir creates the data directory if needed and makes sure that
+// files can be created in it (SQLite would only say "unable to open
+// database file"): it creates and removes a probe file. Its error names the
+// directory and the cause.
+func prepareDataDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("failed to create data directory: %w", err)
+		return fmt.Errorf("data directory %s cannot be created: %w", dir, pathCause(err))
 	}
-	return dir, nil
+	return checkWritable("data directory", dir)
 }
 
-// newConnector opens the whatsmeow key store (WAGO_WHATSMEOW_DB, by default
-// under dataDir) and returns a connector on it configured from the
-// environment; cfg supplies the token store and the callbacks. The caller
-// closes the key store.
-func newConnector(ctx context.Context, log *slog.Logger, dataDir string, cfg connector.Config) (*connector.Manager, *sqlstore.Container, error) {
-	hooks, err := whatsappHooks()
+// checkWritable creates and removes a probe file in dir, an existing
+// directory; what names dir in the error.
+func checkWritable(what, dir string) error {
+	f, err := os.CreateTemp(dir, ".wago-probe-*")
+	if err != nil {
+		return fmt.Errorf("%s %s is not writable: %w", what, dir, pathCause(err))
+	}
+	name := f.Name()
+	err = f.Close()
+	if rerr := os.Remove(name); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s is not writable: %w", what, dir, pathCause(err))
+	}
+	return nil
+}
+
+// pathCause returns the cause inside a *fs.PathError (such as "permission
+// denied"), whose own text repeats an operation and a path.
+func pathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// newConnector opens the whatsmeow key store (cfg.KeyStore()) and returns a
+// connector on it configured from cfg; base supplies the token store and
+// the callbacks. The caller closes the key store.
+func newConnector(ctx context.Context, log *slog.Logger, cfg Config, base connector.Config) (*connector.Manager, *sqlstore.Container, error) {
+	hooks, err := whatsappHooks(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	keys, err := openKeyStore(ctx, env("WAGO_WHATSMEOW_DB", filepath.Join(dataDir, "whatsmeow.db")), log)
+	if db := cfg.WhatsmeowDB; db != "" && !strings.Contains(db, "://") {
+		// An explicit SQLite path: SQLite creates the file and its
+		// journal in that directory, which must therefore be writable.
+		if err := checkWritable("key store directory", filepath.Dir(db)); err != nil {
+			return nil, nil, err
+		}
+	}
+	keys, err := openKeyStore(ctx, cfg.KeyStore(), log)
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg.Container, cfg.Hooks = keys, hooks
-	cfg.Log = log.With("part", "connector")
-	cfg.WAVersion, cfg.FetchWAVersion = os.Getenv("WAGO_WA_VERSION"), true
-	return connector.New(cfg), keys, nil
+	base.Container, base.Hooks = keys, hooks
+	base.Log = log.With("part", "connector")
+	base.WAVersion, base.FetchWAVersion = cfg.WAVersion, true
+	return connector.New(base), keys, nil
 }
 
-// adminToken returns WAGO_ADMIN_TOKEN, or the token generated at the first
+// adminToken returns cfg.AdminToken, or the token generated at the first
 // start and kept in the data directory (printed once, when generated).
-func adminToken(dataDir string, log *slog.Logger) (string, error) {
-	if t := strings.TrimSpace(os.Getenv("WAGO_ADMIN_TOKEN")); t != "" {
-		return t, nil
+func adminToken(cfg Config, log *slog.Logger) (string, error) {
+	if cfg.AdminToken != "" {
+		return cfg.AdminToken, nil
 	}
-	path := filepath.Join(dataDir, "admin-token")
+	path := filepath.Join(cfg.DataDir, "admin-token")
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
 		log.Info("using the generated admin token", "file", path)
 		return strings.TrimSpace(string(b)), nil
@@ -107,11 +144,11 @@ func adminToken(dataDir string, log *slog.Logger) (string, error) {
 	return token, nil
 }
 
-// whatsappHooks reads the two test hooks.
-func whatsappHooks() (connector.Hooks, error) {
-	h := connector.Hooks{Addr: os.Getenv("WAGO_WHATSAPP_ADDR")}
-	if k := os.Getenv("WAGO_WHATSAPP_ROOT_KEY"); k != "" {
-		key, err := connector.ParseRootKey(k)
+// whatsappHooks returns the two test hooks of cfg.
+func whatsappHooks(cfg Config) (connector.Hooks, error) {
+	h := connector.Hooks{Addr: cfg.WhatsAppAddr}
+	if cfg.WhatsAppRootKey != "" {
+		key, err := parseRootKey(cfg.WhatsAppRootKey)
 		if err != nil {
 			return h, fmt.Errorf("WAGO_WHATSAPP_ROOT_KEY: %w", err)
 		}
@@ -119,6 +156,16 @@ func whatsappHooks() (connector.Hooks, error) {
 	}
 	return h, nil
 }
+
+// checkWAVersion is Config.Validate's rule for WAGO_WA_VERSION: the
+// connector's own parser.
+func checkWAVersion(s string) error {
+	_, err := connector.ParseWAVersion(s)
+	return err
+}
+
+// parseRootKey decodes WAGO_WHATSAPP_ROOT_KEY with the connector's parser.
+func parseRootKey(s string) (*[32]byte, error) { return connector.ParseRootKey(s) }
 
 // openKeyStore opens the whatsmeow key store: a SQLite file path, or a
 // postgres:// URL.

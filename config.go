@@ -1,0 +1,432 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wago-gw/wago/shared/redisbus"
+)
+
+// The defaults of Config, named so that the README's table, the code and
+// the tests speak of the same values.
+const (
+	defaultListen        = ":1337"
+	defaultDataDir       = "./data"
+	defaultLogLevel      = "info"
+	defaultDynamoDBTable = "wago-sessions"
+	defaultTokenCacheTTL = 5 * time.Second
+	defaultShards        = redisbus.DefaultShards
+
+	// defaultReadHeaderTimeout bounds how long a client may take to send a
+	// request's headers: a few KiB, which any link sends in well under 10 s.
+	defaultReadHeaderTimeout = 10 * time.Second
+	// defaultReadTimeout bounds how long a client may take to send a whole
+	// request, headers and body, from its first byte. 120 s carries a
+	// 64 MiB media body at 4.5 Mbit/s; a request body that never finishes
+	// holds its connection no longer than this.
+	defaultReadTimeout = 120 * time.Second
+	// defaultWriteTimeout bounds the time from the end of a request's
+	// headers to the end of its answer: it covers reading the body (up to
+	// the read timeout) and the longest handler, which waits up to about
+	// 25 s for WhatsApp, with room to spare.
+	defaultWriteTimeout = 150 * time.Second
+	// defaultIdleTimeout closes a keep-alive connection that sends no new
+	// request for this long.
+	defaultIdleTimeout = 120 * time.Second
+	// defaultMaxHeaderBytes bounds a request's headers (net/http reads up to
+	// 4 KiB more before it answers 431). Go's own default, 1 MiB, let 200
+	// unfinished headers hold about 470 MB.
+	defaultMaxHeaderBytes = 64 << 10
+)
+
+// Config is wago's configuration, read once from the environment at start
+// (loadConfig) and handed to the role that runs. Every field is set by
+// exactly one WAGO_* variable (see settings and the README's
+// "Configuration" table); an empty variable counts as unset.
+type Config struct {
+	// AdminToken is WAGO_ADMIN_TOKEN. Empty: the all-in-one role generates
+	// one and keeps it in DataDir; the api role refuses to start.
+	AdminToken string
+	// LogLevel is WAGO_LOG_LEVEL: debug, info, warn or error, in any case.
+	LogLevel string
+
+	// Listen is WAGO_LISTEN, the HTTP listen address (host:port; the host
+	// may be empty).
+	Listen string
+	// ReadHeaderTimeout is WAGO_HTTP_READ_HEADER_TIMEOUT: how long a client
+	// may take to send a request's headers.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout is WAGO_HTTP_READ_TIMEOUT: how long a client may take to
+	// send a whole request, body included.
+	ReadTimeout time.Duration
+	// WriteTimeout is WAGO_HTTP_WRITE_TIMEOUT: how long may pass from the
+	// end of a request's headers to the end of its answer.
+	WriteTimeout time.Duration
+	// IdleTimeout is WAGO_HTTP_IDLE_TIMEOUT: how long a keep-alive
+	// connection may wait for its next request.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes is WAGO_HTTP_MAX_HEADER_BYTES: the largest request
+	// header accepted, request line included.
+	MaxHeaderBytes int
+
+	// DataDir is WAGO_DATA_DIR: the SQLite files of the all-in-one role and
+	// the connector's default key store.
+	DataDir string
+	// WhatsmeowDB is WAGO_WHATSMEOW_DB: the whatsmeow key store, a SQLite
+	// path or a postgres:// URL. Empty: whatsmeow.db in DataDir (KeyStore).
+	WhatsmeowDB string
+	// WAVersion is WAGO_WA_VERSION, the WhatsApp Web version to announce
+	// (2.3000.x). Empty: fetched from WhatsApp at start.
+	WAVersion string
+
+	// RedisURL is WAGO_REDIS_URL; required by the distributed roles.
+	RedisURL string
+	// DynamoDBTable is WAGO_DYNAMODB_TABLE, the token table of the
+	// distributed roles.
+	DynamoDBTable string
+	// DynamoDBEndpoint is WAGO_DYNAMODB_ENDPOINT, an http(s) URL of a
+	// DynamoDB-compatible service. Empty: AWS.
+	DynamoDBEndpoint string
+	// DynamoDBCreateTable is WAGO_DYNAMODB_CREATE_TABLE: create the table
+	// when it does not exist.
+	DynamoDBCreateTable bool
+	// TokenCacheTTL is WAGO_TOKEN_CACHE_TTL: how long the api role caches a
+	// token row; 0 turns the cache off.
+	TokenCacheTTL time.Duration
+	// Shards is WAGO_SHARDS, the number of shards tokens are spread over;
+	// equal on every api and connector.
+	Shards int
+
+	// WhatsAppAddr is WAGO_WHATSAPP_ADDR, a test hook: the host:port every
+	// WhatsApp connection dials in plain TCP.
+	WhatsAppAddr string
+	// WhatsAppRootKey is WAGO_WHATSAPP_ROOT_KEY, a test hook: 64 hex
+	// characters, the root public key of the server's Noise certificates.
+	WhatsAppRootKey string
+}
+
+// defaultConfig returns the configuration of an empty environment.
+func defaultConfig() Config {
+	return Config{
+		LogLevel:            defaultLogLevel,
+		Listen:              defaultListen,
+		ReadHeaderTimeout:   defaultReadHeaderTimeout,
+		ReadTimeout:         defaultReadTimeout,
+		WriteTimeout:        defaultWriteTimeout,
+		IdleTimeout:         defaultIdleTimeout,
+		MaxHeaderBytes:      defaultMaxHeaderBytes,
+		DataDir:             defaultDataDir,
+		DynamoDBTable:       defaultDynamoDBTable,
+		DynamoDBCreateTable: true,
+		TokenCacheTTL:       defaultTokenCacheTTL,
+		Shards:              defaultShards,
+	}
+}
+
+// setting is one environment variable of the configuration: load turns
+// its (non-empty, trimmed) value into the field, failing only when the
+// value does not parse; check validates the field, whether it came from the
+// environment or not. Errors state the rule; the caller names the variable.
+type setting struct {
+	name   string
+	secret bool // never repeat the value in an error
+	load   func(c *Config, v string) error
+	check  func(c *Config) error
+}
+
+// settings is every variable the configuration reads, in the README's
+// order. loadConfig and Validate iterate it; nothing else reads WAGO_*.
+var settings = []setting{
+	{name: "WAGO_ADMIN_TOKEN", secret: true,
+		load: func(c *Config, v string) error { c.AdminToken = v; return nil }},
+	{name: "WAGO_LISTEN",
+		load:  func(c *Config, v string) error { c.Listen = v; return nil },
+		check: func(c *Config) error { return checkHostPort(c.Listen) }},
+	{name: "WAGO_DATA_DIR",
+		load: func(c *Config, v string) error { c.DataDir = v; return nil },
+		check: func(c *Config) error {
+			if c.DataDir == "" {
+				return errors.New("must name a directory")
+			}
+			return nil
+		}},
+	{name: "WAGO_WHATSMEOW_DB",
+		load:  func(c *Config, v string) error { c.WhatsmeowDB = v; return nil },
+		check: func(c *Config) error { return checkKeyStore(c.WhatsmeowDB) }},
+	{name: "WAGO_WA_VERSION",
+		load: func(c *Config, v string) error { c.WAVersion = v; return nil },
+		check: func(c *Config) error {
+			if c.WAVersion == "" {
+				return nil
+			}
+			if err := checkWAVersion(c.WAVersion); err != nil {
+				return fmt.Errorf("must be a WhatsApp Web version such as 2.3000.1031080782: %w", err)
+			}
+			return nil
+		}},
+	{name: "WAGO_LOG_LEVEL",
+		load: func(c *Config, v string) error { c.LogLevel = v; return nil },
+		check: func(c *Config) error {
+			if _, ok := logLevels[strings.ToLower(c.LogLevel)]; !ok {
+				return fmt.Errorf("must be one of debug, info, warn, error, got %q", c.LogLevel)
+			}
+			return nil
+		}},
+	{name: "WAGO_HTTP_READ_HEADER_TIMEOUT",
+		load:  func(c *Config, v string) error { return loadDuration(&c.ReadHeaderTimeout, v) },
+		check: func(c *Config) error { return checkPositive(c.ReadHeaderTimeout) }},
+	{name: "WAGO_HTTP_READ_TIMEOUT",
+		load:  func(c *Config, v string) error { return loadDuration(&c.ReadTimeout, v) },
+		check: func(c *Config) error { return checkPositive(c.ReadTimeout) }},
+	{name: "WAGO_HTTP_WRITE_TIMEOUT",
+		load:  func(c *Config, v string) error { return loadDuration(&c.WriteTimeout, v) },
+		check: func(c *Config) error { return checkPositive(c.WriteTimeout) }},
+	{name: "WAGO_HTTP_IDLE_TIMEOUT",
+		load:  func(c *Config, v string) error { return loadDuration(&c.IdleTimeout, v) },
+		check: func(c *Config) error { return checkPositive(c.IdleTimeout) }},
+	{name: "WAGO_HTTP_MAX_HEADER_BYTES",
+		load: func(c *Config, v string) error { return loadInt(&c.MaxHeaderBytes, v) },
+		check: func(c *Config) error {
+			return checkRange(c.MaxHeaderBytes, minMaxHeaderBytes, maxMaxHeaderBytes)
+		}},
+	{name: "WAGO_REDIS_URL", secret: true,
+		load:  func(c *Config, v string) error { c.RedisURL = v; return nil },
+		check: func(c *Config) error { return checkRedisURL(c.RedisURL) }},
+	{name: "WAGO_DYNAMODB_TABLE",
+		load:  func(c *Config, v string) error { c.DynamoDBTable = v; return nil },
+		check: func(c *Config) error { return checkTableName(c.DynamoDBTable) }},
+	{name: "WAGO_DYNAMODB_ENDPOINT",
+		load:  func(c *Config, v string) error { c.DynamoDBEndpoint = v; return nil },
+		check: func(c *Config) error { return checkEndpoint(c.DynamoDBEndpoint) }},
+	{name: "WAGO_DYNAMODB_CREATE_TABLE",
+		load: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return errors.New("must be true or false")
+			}
+			c.DynamoDBCreateTable = b
+			return nil
+		}},
+	{name: "WAGO_TOKEN_CACHE_TTL",
+		load: func(c *Config, v string) error { return loadDuration(&c.TokenCacheTTL, v) },
+		check: func(c *Config) error {
+			if c.TokenCacheTTL < 0 {
+				return fmt.Errorf("must be 0 or more, got %s", c.TokenCacheTTL)
+			}
+			return nil
+		}},
+	{name: "WAGO_SHARDS",
+		load:  func(c *Config, v string) error { return loadInt(&c.Shards, v) },
+		check: func(c *Config) error { return checkRange(c.Shards, 1, redisbus.MaxShards) }},
+	{name: "WAGO_WHATSAPP_ADDR",
+		load: func(c *Config, v string) error { c.WhatsAppAddr = v; return nil },
+		check: func(c *Config) error {
+			if c.WhatsAppAddr == "" {
+				return nil
+			}
+			return checkHostPort(c.WhatsAppAddr)
+		}},
+	{name: "WAGO_WHATSAPP_ROOT_KEY",
+		load: func(c *Config, v string) error { c.WhatsAppRootKey = v; return nil },
+		check: func(c *Config) error {
+			if c.WhatsAppRootKey == "" {
+				return nil
+			}
+			_, err := parseRootKey(c.WhatsAppRootKey)
+			return err
+		}},
+}
+
+// The bounds of WAGO_HTTP_MAX_HEADER_BYTES: below 1 KiB ordinary requests
+// fail; above 1 MiB (Go's default) unfinished headers cost too much memory.
+const (
+	minMaxHeaderBytes = 1 << 10
+	maxMaxHeaderBytes = 1 << 20
+)
+
+// logLevels maps WAGO_LOG_LEVEL's values to slog levels.
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug,
+	"info":  slog.LevelInfo,
+	"warn":  slog.LevelWarn,
+	"error": slog.LevelError,
+}
+
+// loadConfig reads the configuration from the environment and validates
+// it. Its error names every bad variable, one per line, with the rule the
+// value breaks.
+func loadConfig() (Config, error) { return readConfig(os.LookupEnv) }
+
+// readConfig is loadConfig over any lookup function (tests pass their own).
+func readConfig(lookup func(string) (string, bool)) (Config, error) {
+	c := defaultConfig()
+	loadErrs := map[string]error{}
+	for _, s := range settings {
+		v, ok := lookup(s.name)
+		if v = strings.TrimSpace(v); !ok || v == "" {
+			continue
+		}
+		if err := s.load(&c, v); err != nil {
+			if !s.secret {
+				err = fmt.Errorf("%w, got %q", err, v)
+			}
+			loadErrs[s.name] = err
+		}
+	}
+	return c, c.validate(loadErrs)
+}
+
+// Validate reports every field that breaks its rule, one per line, naming
+// the variable that sets it.
+func (c Config) Validate() error { return c.validate(nil) }
+
+// validate is Validate, reporting loadErrs (by variable) in place of the
+// checks of the variables that did not load.
+func (c Config) validate(loadErrs map[string]error) error {
+	var errs []error
+	for _, s := range settings {
+		err := loadErrs[s.name]
+		if err == nil && s.check != nil {
+			err = s.check(&c)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validateRole reports what role needs and c lacks: the distributed roles
+// need Redis, and the api role an admin token (it cannot keep a generated
+// one anywhere).
+func (c Config) validateRole(role string) error {
+	var errs []error
+	if (role == "api" || role == "connector") && c.RedisURL == "" {
+		errs = append(errs, fmt.Errorf("WAGO_REDIS_URL: required by the %s role", role))
+	}
+	if role == "api" && c.AdminToken == "" {
+		errs = append(errs, errors.New("WAGO_ADMIN_TOKEN: required by the api role"))
+	}
+	return errors.Join(errs...)
+}
+
+// KeyStore returns the whatsmeow key store's address: WhatsmeowDB, or
+// whatsmeow.db in DataDir.
+func (c Config) KeyStore() string {
+	if c.WhatsmeowDB != "" {
+		return c.WhatsmeowDB
+	}
+	return filepath.Join(c.DataDir, "whatsmeow.db")
+}
+
+// slogLevel returns LogLevel as a slog level (info when it is invalid,
+// which Validate prevents).
+func (c Config) slogLevel() slog.Level { return logLevels[strings.ToLower(c.LogLevel)] }
+
+func loadDuration(d *time.Duration, v string) error {
+	x, err := time.ParseDuration(v)
+	if err != nil {
+		return errors.New("must be a duration such as 500ms, 10s or 2m")
+	}
+	*d = x
+	return nil
+}
+
+func loadInt(n *int, v string) error {
+	x, err := strconv.Atoi(v)
+	if err != nil {
+		return errors.New("must be a whole number")
+	}
+	*n = x
+	return nil
+}
+
+func checkPositive(d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("must be more than 0, got %s", d)
+	}
+	return nil
+}
+
+func checkRange(n, lo, hi int) error {
+	if n < lo || n > hi {
+		return fmt.Errorf("must be from %d to %d, got %d", lo, hi, n)
+	}
+	return nil
+}
+
+// checkHostPort accepts host:port with an optional host and a port number
+// from 0 to 65535.
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		var n int
+		n, err = strconv.Atoi(port)
+		if err == nil && (n < 0 || n > 65535) {
+			err = errors.New("out of range")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("must be host:port with a port from 0 to 65535 (the host may be empty, as in :1337), got %q", addr)
+	}
+	return nil
+}
+
+// checkKeyStore accepts a SQLite path or a postgres:// URL (empty: the
+// default path).
+func checkKeyStore(addr string) error {
+	scheme, _, isURL := strings.Cut(addr, "://")
+	if isURL && scheme != "postgres" && scheme != "postgresql" {
+		return fmt.Errorf("must be a SQLite file path or a postgres:// URL, got a %s:// URL", scheme)
+	}
+	return nil
+}
+
+// checkRedisURL accepts what go-redis parses (empty: no Redis). The value
+// may hold a password, so it is never repeated.
+func checkRedisURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	if _, err := redis.ParseURL(s); err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the URL
+		}
+		return fmt.Errorf("must be a redis:// or rediss:// URL such as redis://host:6379/0: %w", err)
+	}
+	return nil
+}
+
+// tableName is DynamoDB's rule for table names.
+var tableName = regexp.MustCompile(`^[a-zA-Z0-9_.-]{3,255}$`)
+
+func checkTableName(s string) error {
+	if !tableName.MatchString(s) {
+		return fmt.Errorf("must be 3 to 255 letters, digits, '_', '-' or '.', got %q", s)
+	}
+	return nil
+}
+
+// checkEndpoint accepts an absolute http(s) URL (empty: AWS).
+func checkEndpoint(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("must be an http:// or https:// URL such as http://127.0.0.1:8000, got %q", s)
+	}
+	return nil
+}
