@@ -62,7 +62,7 @@ type conn struct {
 // serveHTTP accepts websocket upgrades on any path and serves the socket.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Upgrade") == "" {
-		http.NotFound(w, r)
+		s.serveMedia(w, r)
 		return
 	}
 	_, isContact := s.contactAddrs.LoadAndDelete(r.RemoteAddr)
@@ -303,7 +303,6 @@ func (c *conn) deliverResponse(id string, node *waBinary.Node) {
 // dropConn removes a closed conn from every server map.
 func (s *Server) dropConn(c *conn) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	delete(s.conns, c)
 	for _, ref := range c.refs {
 		if s.refs[ref] == c {
@@ -313,10 +312,30 @@ func (s *Server) dropConn(c *conn) {
 	if c.code != nil && s.codes[c.code.phone] == c.code {
 		delete(s.codes, c.code.phone)
 	}
+	var wentAway *account
 	if c.dev != nil {
 		delete(c.dev.conns, c)
+		if acct := c.dev.acct; acct.presence == "available" && !accountOnlineLocked(acct) {
+			acct.presence = "unavailable"
+			acct.lastSeen = time.Now()
+			wentAway = acct
+		}
 	}
 	s.notifyLocked()
+	s.mu.Unlock()
+	if wentAway != nil {
+		s.relayPresence(wentAway)
+	}
+}
+
+// accountOnlineLocked reports whether any device of an account has a socket.
+func accountOnlineLocked(acct *account) bool {
+	for _, d := range acct.devices {
+		if len(d.conns) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // handleNode dispatches a node from a client.
@@ -332,8 +351,10 @@ func (s *Server) handleNode(c *conn, node *waBinary.Node) {
 		s.handleChatState(c, node)
 	case "presence":
 		s.handlePresence(c, node)
+	case "call":
+		s.handleCall(c, node)
 	default:
-		// ack, presence, call, notification acks and the like need no answer.
+		// acks (of notifications, receipts, calls) and the like need no answer.
 	}
 }
 

@@ -32,34 +32,6 @@ const contactPushName = "WAEmu Contact"
 // contactTimeout bounds starting or reconnecting the contact from inside the server.
 const contactTimeout = 30 * time.Second
 
-// InboxKind says what an InboxMessage records.
-type InboxKind string
-
-// Kinds of InboxMessage.
-const (
-	// InboxText is a text message the contact received.
-	InboxText InboxKind = "text"
-	// InboxReceipt is a receipt the contact received for a message it sent.
-	InboxReceipt InboxKind = "receipt"
-)
-
-// InboxMessage is something the built-in contact received: a text (From, ID, Text) or a
-// receipt for one of its own messages (From, ID, ReceiptType; "" means delivered).
-type InboxMessage struct {
-	// Kind is InboxText or InboxReceipt.
-	Kind InboxKind
-	// From is the sending device (with its device part).
-	From types.JID
-	// ID is the message ID (for receipts: the ID of the contact's message).
-	ID string
-	// Text is the text of an InboxText entry.
-	Text string
-	// ReceiptType is the type of an InboxReceipt entry: "" (delivered), "read", ...
-	ReceiptType string
-	// Time is the server timestamp of the message or receipt.
-	Time time.Time
-}
-
 // contactClient is the built-in contact: a real whatsmeow client logged in to the emulator.
 type contactClient struct {
 	cli       *whatsmeow.Client
@@ -82,11 +54,17 @@ func (s *Server) Contact() types.JID {
 // SendTextFromContact makes the contact send a text to `to` (a user JID) and returns
 // the message ID once the emulator acked it.
 func (s *Server) SendTextFromContact(ctx context.Context, to types.JID, text string) (string, error) {
+	return s.SendMessageFromContact(ctx, to, &waE2E.Message{Conversation: proto.String(text)})
+}
+
+// SendMessageFromContact makes the contact send any message to `to` (a user JID) with
+// whatsmeow's SendMessage and returns the message ID once the emulator acked it.
+func (s *Server) SendMessageFromContact(ctx context.Context, to types.JID, msg *waE2E.Message) (string, error) {
 	cli, err := s.ensureContact(ctx)
 	if err != nil {
 		return "", err
 	}
-	resp, err := cli.SendMessage(ctx, to.ToNonAD(), &waE2E.Message{Conversation: proto.String(text)})
+	resp, err := cli.SendMessage(ctx, to.ToNonAD(), msg)
 	if err != nil {
 		return "", fmt.Errorf("contact failed to send message: %w", err)
 	}
@@ -176,10 +154,15 @@ func (s *Server) newContactClient(ctx context.Context) (*contactClient, error) {
 		dir:       dir,
 		qr:        make(chan string, 1),
 	}
+	// The websocket dials are marked as the contact's; media requests use their own
+	// client so that no unmarked keep-alive connection carries a contact websocket.
 	hc := s.httpClient(func(c net.Conn) { s.contactAddrs.Store(c.LocalAddr().String(), true) })
 	cc.cli.SetPreLoginHTTPClient(hc)
 	cc.cli.SetWebsocketHTTPClient(hc)
-	cc.cli.SetMediaHTTPClient(hc)
+	cc.cli.SetMediaHTTPClient(s.httpClient(nil))
+	// SendPresence needs a push name; the contact announces itself available on
+	// every connect (see onContactEvent).
+	cc.cli.Store.PushName = contactPushName
 	cc.cli.AddEventHandler(func(evt any) { s.onContactEvent(cc, evt) })
 	return cc, nil
 }
@@ -195,15 +178,25 @@ func (s *Server) onContactEvent(cc *contactClient, evt any) {
 		}
 	case *events.Connected:
 		cc.ready.Store(true)
+		go func() {
+			ctx, cancel := context.WithTimeout(s.currentRunCtx(), contactTimeout)
+			defer cancel()
+			if err := cc.cli.SendPresence(ctx, types.PresenceAvailable); err != nil {
+				s.log.Debugf("Contact failed to announce its presence: %v", err)
+			}
+		}()
 	case *events.Disconnected, *events.LoggedOut, *events.StreamReplaced:
 		cc.ready.Store(false)
 	case *events.Message:
-		text := v.Message.GetConversation()
-		if text == "" {
-			text = v.Message.GetExtendedTextMessage().GetText()
-		}
+		// Media is downloaded here, in whatsmeow's event goroutine: iq answers (the
+		// media_conn query) don't go through it, so this does not deadlock.
+		e := inboxEntry(s.currentRunCtx(), cc.cli, v)
 		s.mu.Lock()
-		s.inbox = append(s.inbox, InboxMessage{Kind: InboxText, From: v.Info.Sender, ID: v.Info.ID, Text: text, Time: v.Info.Timestamp})
+		s.inbox = append(s.inbox, e)
+		s.mu.Unlock()
+	case *events.ChatPresence:
+		s.mu.Lock()
+		s.inbox = append(s.inbox, InboxMessage{Kind: InboxChatPresence, From: v.Sender, Time: time.Now(), State: string(v.State), PresenceMedia: string(v.Media)})
 		s.mu.Unlock()
 	case *events.Receipt:
 		s.mu.Lock()

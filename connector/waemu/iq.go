@@ -2,6 +2,7 @@ package waemu
 
 import (
 	"encoding/binary"
+	"strconv"
 	"strings"
 
 	waBinary "go.mau.fi/whatsmeow/binary"
@@ -23,6 +24,7 @@ func (s *Server) handleIQ(c *conn, node *waBinary.Node) {
 	xmlns, _ := node.Attrs["xmlns"].(string)
 	var content []waBinary.Node
 	var after func()
+	errCode := 0
 	switch xmlns {
 	case "encrypt":
 		content = s.iqEncrypt(c, node, typ)
@@ -38,6 +40,12 @@ func (s *Server) handleIQ(c *conn, node *waBinary.Node) {
 		if typ == "get" {
 			content = []waBinary.Node{{Tag: "list"}}
 		}
+	case "w:m":
+		content = s.iqMediaConn(node)
+	case "w:profile:picture":
+		if typ == "get" {
+			content, errCode = s.iqProfilePicture(node)
+		}
 	default:
 		// w:p pings, passive, app state, privacy, blocklist, props...: an empty result.
 	}
@@ -46,6 +54,10 @@ func (s *Server) handleIQ(c *conn, node *waBinary.Node) {
 		attrs["from"] = to
 	}
 	resp := waBinary.Node{Tag: "iq", Attrs: attrs}
+	if errCode != 0 {
+		attrs["type"] = "error"
+		content = []waBinary.Node{{Tag: "error", Attrs: waBinary.Attrs{"code": strconv.Itoa(errCode), "text": iqErrorText[errCode]}}}
+	}
 	if len(content) > 0 {
 		resp.Content = content
 	}
@@ -56,6 +68,9 @@ func (s *Server) handleIQ(c *conn, node *waBinary.Node) {
 		after()
 	}
 }
+
+// iqErrorText is the text WhatsApp puts beside an iq error code (whatsmeow errors.go).
+var iqErrorText = map[int]string{400: "bad-request", 401: "not-authorized", 404: "item-not-found"}
 
 // iqMD handles the md namespace: logout and pair-code stages.
 func (s *Server) iqMD(c *conn, node *waBinary.Node) ([]waBinary.Node, func()) {
@@ -260,6 +275,14 @@ func (s *Server) iqUsync(c *conn, node *waBinary.Node) []waBinary.Node {
 					children = append(children, waBinary.Node{Tag: "lid", Attrs: waBinary.Attrs{
 						"val": types.NewJID(acct.lid, types.HiddenUserServer),
 					}})
+				}
+			case "status":
+				if n := s.usyncStatusLocked(acct); n != nil {
+					children = append(children, *n)
+				}
+			case "picture":
+				if n := s.usyncPictureLocked(acct); n != nil {
+					children = append(children, *n)
 				}
 			}
 		}

@@ -51,6 +51,13 @@ func TestPushes(t *testing.T) {
 		c, ok := e.(*events.CallOffer)
 		return ok && c.CallID == "CALL1" && c.From == from && c.CallCreator == from
 	})
+	if err := cli.RejectCall(context.Background(), from, "CALL1"); err != nil {
+		t.Fatalf("RejectCall: %v", err)
+	}
+	waitFor(t, "call reject recorded", func() bool { return len(s.CallRejects()) == 1 })
+	if r := s.CallRejects()[0]; r.CallID != "CALL1" || r.From != jid || r.To != from || r.CallCreator != from || r.Time.IsZero() {
+		t.Errorf("CallRejects() = %+v", r)
+	}
 
 	resp, err := cli.IsOnWhatsApp(context.Background(), []string{"+" + jid.User, "+15550009999"})
 	if err != nil {

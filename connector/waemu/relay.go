@@ -25,14 +25,20 @@ func (s *Server) handleMessage(c *conn, node *waBinary.Node) {
 	s.mu.Lock()
 	pushName := sender.acct.pushName
 	s.mu.Unlock()
+	// Children every recipient gets beside its <enc>: the sender's device identity (for
+	// pkmsg) and <meta> (e.g. polltype). Edits and revokes keep their edit attribute.
 	var shared []waBinary.Node
 	for _, child := range node.GetChildren() {
-		if child.Tag == "device-identity" {
+		if child.Tag == "device-identity" || child.Tag == "meta" {
 			shared = append(shared, child)
 		}
 	}
+	edit, _ := node.Attrs["edit"].(string)
 	deliver := func(target types.JID, encs []waBinary.Node) {
 		attrs := waBinary.Attrs{"from": sender.jid, "id": id, "t": t, "type": typ}
+		if edit != "" {
+			attrs["edit"] = edit
+		}
 		if pushName != "" {
 			attrs["notify"] = pushName
 		}
@@ -130,17 +136,4 @@ func (s *Server) deliver(target types.JID, node waBinary.Node, queue bool) int {
 		go s.reconnectContact(s.currentRunCtx())
 	}
 	return n
-}
-
-// handlePresence remembers the push name a client announces with
-// <presence type=available name=...>; relayed messages carry it as notify.
-func (s *Server) handlePresence(c *conn, node *waBinary.Node) {
-	name, _ := node.Attrs["name"].(string)
-	sender := s.authedDevice(c)
-	if sender == nil || name == "" {
-		return
-	}
-	s.mu.Lock()
-	sender.acct.pushName = name
-	s.mu.Unlock()
 }

@@ -4,9 +4,17 @@
 // HTTP clients at Server.HTTPClient (or any client whose dialer reaches Server.Addr)
 // and set whatsmeow.WACertPubKey to Server.RootPublicKey. The emulator speaks the
 // Noise_XX_25519_AESGCM_SHA256 handshake over a plain websocket, pairs clients by QR
-// code or pair code, logs registered devices in, answers every iq, relays messages and
-// receipts between devices, and has a built-in contact (a real whatsmeow client) that
-// texts back and forth. Production code never imports it.
+// code or pair code, logs registered devices in, answers every iq, relays messages,
+// receipts, chat states, presences and call stanzas between devices, and has a
+// built-in contact (a real whatsmeow client) that sends and receives every message kind.
+//
+// The same listener is the media host: media_conn hands out a host name, and plain HTTP
+// requests (the clients' dialers reach the emulator whatever the URL says) upload
+// encrypted media (POST /mms/<type>/<token>, kept in memory, capped by
+// Config.MaxMediaSize and Config.MaxMediaTotal), download it (GET of the URL or direct
+// path) and fetch profile pictures. ContactInbox records what the contact received,
+// with the SHA-256 of the media it downloaded and decrypted; MediaObjects lists the
+// uploads and CallRejects the calls devices rejected. Production code never imports it.
 package waemu
 
 import (
@@ -59,6 +67,12 @@ type Config struct {
 	RootKey *[32]byte
 	// Log receives the emulator's logs; nil is silent.
 	Log waLog.Logger
+	// MaxMediaSize caps one uploaded (encrypted) media object; 0 means
+	// DefaultMaxMediaSize (100 MiB). Larger uploads get HTTP 413.
+	MaxMediaSize int64
+	// MaxMediaTotal caps the uploaded media kept in memory; 0 means DefaultMaxMediaTotal
+	// (1 GiB). Past it the oldest objects are forgotten.
+	MaxMediaTotal int64
 }
 
 // Device describes a device registered on the emulator.
@@ -85,6 +99,13 @@ type account struct {
 	keyIndex   uint32
 	pushName   string
 	devices    map[uint16]*device
+
+	// presence is the last presence the account announced: "available",
+	// "unavailable" or "" (never); lastSeen is when it went unavailable.
+	presence string
+	lastSeen time.Time
+	// subscribers maps subscribed devices to the JID they subscribed with.
+	subscribers map[types.JID]types.JID
 }
 
 // preKey is a public prekey uploaded by a client.
@@ -139,6 +160,15 @@ type Server struct {
 	nextLID    uint64
 	inbox      []InboxMessage
 	contactCli *contactClient
+	started    time.Time
+	// pictures maps phone numbers to profile pictures; picturePaths maps their paths.
+	pictures     map[string]*picture
+	picturePaths map[string]*picture
+	pictureSeq   uint64
+	callRejects  []CallReject
+
+	// media is the media host's object store (own lock).
+	media *mediaStore
 
 	// handlers tracks the goroutines serving sockets, so Stop can wait for them.
 	handlers sync.WaitGroup
@@ -153,6 +183,12 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = defaultAddr
+	}
+	if cfg.MaxMediaSize <= 0 {
+		cfg.MaxMediaSize = DefaultMaxMediaSize
+	}
+	if cfg.MaxMediaTotal <= 0 {
+		cfg.MaxMediaTotal = DefaultMaxMediaTotal
 	}
 	log := cfg.Log
 	if log == nil {
@@ -178,7 +214,10 @@ func New(cfg Config) (*Server, error) {
 		codes:     make(map[string]*codeRequest),
 		nextPhone: firstPhone,
 		nextLID:   firstLID,
+		started:   time.Now(),
+		media:     newMediaStore(),
 	}
+	s.resetProfilesLocked()
 	chain, err := buildCertChain(s.root, s.static)
 	if err != nil {
 		return nil, err
@@ -262,8 +301,21 @@ func (s *Server) Close() {
 	s.refs = make(map[string]*conn)
 	s.codes = make(map[string]*codeRequest)
 	s.inbox = nil
+	s.callRejects = nil
+	s.resetProfilesLocked()
 	s.mu.Unlock()
+	s.media.reset()
 }
+
+// resetProfilesLocked forgets every profile picture but the contact's default one.
+func (s *Server) resetProfilesLocked() {
+	s.pictures = make(map[string]*picture)
+	s.picturePaths = make(map[string]*picture)
+	s.setPictureLocked(contactPhone, contactPicture)
+}
+
+// contactPicture is the built-in contact's default profile picture.
+var contactPicture = newContactPicture()
 
 // Addr returns the listen address ("127.0.0.1:port"); before the first Start it is the
 // configured address.

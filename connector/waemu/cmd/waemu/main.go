@@ -14,10 +14,24 @@
 //	POST /chatpresence {"to","from"?,"composing":true}           -> {}
 //	POST /call         {"to","from"?,"call_id"?}                 -> {"call_id":"..."}
 //	POST /text         {"to","text"}                             -> {"id":"..."}
-//	GET  /inbox                                                  -> [{"kind","from","id","text","receipt_type","time"}]
+//	POST /media        {"to","kind","data","mimetype"?,"caption"?,"file_name"?,"ptt"?} -> {"id":"..."}
+//	POST /markread     {"chat","ids":["..."]}                    -> {}
+//	POST /contact/chatpresence {"to","composing","recording"}    -> {}
+//	POST /contact/presence     {"available"}                     -> {}
+//	POST /picture      {"jid","data"?}                           -> {"id":"..."}
+//	GET  /inbox                                                  -> [InboxMessage]
+//	GET  /media                                                  -> {"count","bytes","downloads","objects":[MediaObject]}
+//	GET  /callrejects                                            -> [{"call_id","from","to","call_creator","time"}]
 //	GET  /contact                                                -> {"jid":"..."}
 //
-// "from" defaults to the built-in contact. It stops on SIGINT or SIGTERM.
+// "from" defaults to the built-in contact. /text, /media, /markread and /contact/*
+// act as the built-in contact: /media uploads "data" (base64) through the emulator's
+// media host and sends it as "kind" (image, video, audio, document or sticker);
+// /markread sends a read receipt for messages the contact got from "chat". /picture sets
+// (or, without "data", removes) the JPEG profile picture of an account. /inbox lists
+// what the contact received: see waemu.InboxMessage for the fields of each "kind"
+// (media entries carry the SHA-256 and length of the bytes the contact downloaded).
+// It stops on SIGINT or SIGTERM.
 package main
 
 import (
@@ -94,16 +108,25 @@ func run(listen, control, seedHex string, verbose bool) error {
 
 // request is the union of the control API's JSON bodies.
 type request struct {
-	QR        string `json:"qr"`
-	Phone     string `json:"phone"`
-	Code      string `json:"code"`
-	JID       string `json:"jid"`
-	To        string `json:"to"`
-	From      string `json:"from"`
-	Available bool   `json:"available"`
-	Composing bool   `json:"composing"`
-	CallID    string `json:"call_id"`
-	Text      string `json:"text"`
+	QR        string   `json:"qr"`
+	Phone     string   `json:"phone"`
+	Code      string   `json:"code"`
+	JID       string   `json:"jid"`
+	To        string   `json:"to"`
+	From      string   `json:"from"`
+	Available bool     `json:"available"`
+	Composing bool     `json:"composing"`
+	CallID    string   `json:"call_id"`
+	Text      string   `json:"text"`
+	Kind      string   `json:"kind"`
+	Data      []byte   `json:"data"`
+	Mimetype  string   `json:"mimetype"`
+	Caption   string   `json:"caption"`
+	FileName  string   `json:"file_name"`
+	PTT       bool     `json:"ptt"`
+	Chat      string   `json:"chat"`
+	IDs       []string `json:"ids"`
+	Recording bool     `json:"recording"`
 }
 
 type deviceJSON struct {
@@ -114,13 +137,11 @@ type deviceJSON struct {
 	Logins int       `json:"logins"`
 }
 
-type inboxJSON struct {
-	Kind        string    `json:"kind"`
-	From        types.JID `json:"from"`
-	ID          string    `json:"id"`
-	Text        string    `json:"text,omitempty"`
-	ReceiptType string    `json:"receipt_type,omitempty"`
-	Time        time.Time `json:"time"`
+type mediaJSON struct {
+	Count     int                 `json:"count"`
+	Bytes     int64               `json:"bytes"`
+	Downloads int                 `json:"downloads"`
+	Objects   []waemu.MediaObject `json:"objects"`
 }
 
 // handlerFunc is a control endpoint: it returns the JSON response or an error.
@@ -198,10 +219,77 @@ func newAPI(srv *waemu.Server) http.Handler {
 		id, err := srv.SendTextFromContact(ctx, to, req.Text)
 		return map[string]string{"id": id}, err
 	})
+	post("/media", func(ctx context.Context, req *request) (any, error) {
+		to, err := parseJID(req.To)
+		if err != nil {
+			return nil, err
+		}
+		switch waemu.InboxKind(req.Kind) {
+		case waemu.InboxImage, waemu.InboxVideo, waemu.InboxAudio, waemu.InboxDocument, waemu.InboxSticker:
+		default:
+			return nil, fmt.Errorf("%w: kind must be image, video, audio, document or sticker", errBadRequest)
+		}
+		if len(req.Data) == 0 {
+			return nil, fmt.Errorf("%w: missing data", errBadRequest)
+		}
+		id, err := srv.SendMediaFromContact(ctx, to, waemu.ContactMedia{
+			Kind: waemu.InboxKind(req.Kind), Data: req.Data, Mimetype: req.Mimetype,
+			Caption: req.Caption, FileName: req.FileName, PTT: req.PTT,
+		})
+		return map[string]string{"id": id}, err
+	})
+	post("/markread", func(ctx context.Context, req *request) (any, error) {
+		chat, err := parseJID(req.Chat)
+		if err != nil {
+			return nil, err
+		}
+		if len(req.IDs) == 0 {
+			return nil, fmt.Errorf("%w: missing ids", errBadRequest)
+		}
+		return struct{}{}, srv.MarkReadFromContact(ctx, chat, req.IDs...)
+	})
+	post("/contact/chatpresence", func(ctx context.Context, req *request) (any, error) {
+		to, err := parseJID(req.To)
+		if err != nil {
+			return nil, err
+		}
+		return struct{}{}, srv.SendChatPresenceFromContact(ctx, to, req.Composing, req.Recording)
+	})
+	post("/contact/presence", func(ctx context.Context, req *request) (any, error) {
+		return struct{}{}, srv.SendPresenceFromContact(ctx, req.Available)
+	})
+	post("/picture", func(_ context.Context, req *request) (any, error) {
+		jid, err := parseJID(req.JID)
+		if err != nil {
+			return nil, err
+		}
+		data := req.Data
+		if len(data) == 0 {
+			data = nil
+		}
+		id, err := srv.SetProfilePicture(jid, data)
+		return map[string]string{"id": id}, err
+	})
 	get("/inbox", func(context.Context, *request) (any, error) {
-		out := []inboxJSON{}
-		for _, m := range srv.ContactInbox() {
-			out = append(out, inboxJSON{Kind: string(m.Kind), From: m.From, ID: m.ID, Text: m.Text, ReceiptType: m.ReceiptType, Time: m.Time})
+		out := srv.ContactInbox()
+		if out == nil {
+			out = []waemu.InboxMessage{}
+		}
+		return out, nil
+	})
+	get("/media", func(context.Context, *request) (any, error) {
+		out := mediaJSON{Objects: srv.MediaObjects()}
+		for _, o := range out.Objects {
+			out.Count++
+			out.Bytes += int64(o.Size)
+			out.Downloads += o.Downloads
+		}
+		return out, nil
+	})
+	get("/callrejects", func(context.Context, *request) (any, error) {
+		out := srv.CallRejects()
+		if out == nil {
+			out = []waemu.CallReject{}
 		}
 		return out, nil
 	})
