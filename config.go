@@ -44,6 +44,12 @@ const (
 	// defaultIdleTimeout closes a keep-alive connection that sends no new
 	// request for this long.
 	defaultIdleTimeout = 120 * time.Second
+	// defaultConnectTimeout bounds a connect attempt: dialling WhatsApp and
+	// the Noise handshake.
+	defaultConnectTimeout = 20 * time.Second
+	// maxConnectTimeout keeps a connect's answer within what the API's
+	// write timeout and the Redis transport's wait allow.
+	maxConnectTimeout = 60 * time.Second
 	// defaultMaxHeaderBytes bounds a request's headers (net/http reads up to
 	// 4 KiB more before it answers 431). Go's own default, 1 MiB, let 200
 	// unfinished headers hold about 470 MB.
@@ -89,6 +95,9 @@ type Config struct {
 	// WAVersion is WAGO_WA_VERSION, the WhatsApp Web version to announce
 	// (2.3000.x). Empty: fetched from WhatsApp at start.
 	WAVersion string
+	// ConnectTimeout is WAGO_CONNECT_TIMEOUT: how long a connect may wait
+	// for WhatsApp to answer a new connection before it answers 503.
+	ConnectTimeout time.Duration
 
 	// RedisURL is WAGO_REDIS_URL; required by the distributed roles.
 	RedisURL string
@@ -127,6 +136,7 @@ func defaultConfig() Config {
 		IdleTimeout:         defaultIdleTimeout,
 		MaxHeaderBytes:      defaultMaxHeaderBytes,
 		DataDir:             defaultDataDir,
+		ConnectTimeout:      defaultConnectTimeout,
 		DynamoDBTable:       defaultDynamoDBTable,
 		DynamoDBCreateTable: true,
 		TokenCacheTTL:       defaultTokenCacheTTL,
@@ -172,6 +182,17 @@ var settings = []setting{
 			}
 			if err := checkWAVersion(c.WAVersion); err != nil {
 				return fmt.Errorf("must be a WhatsApp Web version such as 2.3000.1031080782: %w", err)
+			}
+			return nil
+		}},
+	{name: "WAGO_CONNECT_TIMEOUT",
+		load: func(c *Config, v string) error { return loadDuration(&c.ConnectTimeout, v) },
+		check: func(c *Config) error {
+			if err := checkPositive(c.ConnectTimeout); err != nil {
+				return err
+			}
+			if c.ConnectTimeout > maxConnectTimeout {
+				return fmt.Errorf("must be at most %s (the API waits for the connector's answer about that long), got %s", maxConnectTimeout, c.ConnectTimeout)
 			}
 			return nil
 		}},

@@ -118,6 +118,7 @@ func newConnector(ctx context.Context, log *slog.Logger, cfg Config, base connec
 	base.Container, base.Hooks = keys, hooks
 	base.Log = log.With("part", "connector")
 	base.WAVersion, base.FetchWAVersion = cfg.WAVersion, true
+	base.ConnectTimeout = cfg.ConnectTimeout
 	return connector.New(base), keys, nil
 }
 

@@ -51,7 +51,7 @@ func TestConnectWhileWhatsAppIsDown(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		start := time.Now()
 		a := p.call("POST", "/session/connect", `{"Subscribe":["All"],"Immediate":false}`, "token", token)
-		if a.Status != 503 || a.Error != "could not connect to WhatsApp" {
+		if a.Status != 503 || a.Error != "could not connect to WhatsApp: connection refused" {
 			t.Fatalf("connect #%d: %d %q", i+1, a.Status, a.Error)
 		}
 		if took := time.Since(start); took > 5*time.Second {

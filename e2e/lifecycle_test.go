@@ -220,7 +220,7 @@ func TestEmulatorDownThenUp(t *testing.T) {
 	for _, token := range []string{"fresh-token", "linked-token"} {
 		start := time.Now()
 		a := p.call("POST", "/session/connect", `{"Immediate":false}`, "token", token)
-		if a.Status != 503 || a.Error != "could not connect to WhatsApp" || time.Since(start) > 5*time.Second {
+		if a.Status != 503 || a.Error != "could not connect to WhatsApp: connection refused" || time.Since(start) > 5*time.Second {
 			t.Fatalf("%s: connect while down: %d %q after %s", token, a.Status, a.Error, time.Since(start))
 		}
 		if st := p.status(token); st.State != "failed" || st.Connected || st.LastError == "" {

@@ -188,12 +188,25 @@ func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, a.log, err)
 		return
 	}
-	// The connector deletes the row too, under the token's lock, so that
-	// no connect racing the delete can leave a socket behind.
-	if _, err := shared.Call(r.Context(), a.connector, shared.OpDelete, token, shared.Empty{}); err != nil {
+	if err := a.deleteToken(r.Context(), token); err != nil {
 		Error(w, r, a.log, err)
 		return
 	}
 	a.log.Info("session deleted", "session", shared.LogID(token))
 	OK(w, map[string]string{"details": "session deleted", "name": row.Name})
+}
+
+// deleteToken deletes a session through the connector, which deletes the
+// row itself under the token's lock, so that no connect racing the delete
+// can leave a socket behind. The store's Delete that follows finds no row:
+// it only drops the row from this process's cache (the api role's), so that
+// the token stops working here at once.
+func (a *API) deleteToken(ctx context.Context, token string) error {
+	if _, err := shared.Call(ctx, a.connector, shared.OpDelete, token, shared.Empty{}); err != nil {
+		return err
+	}
+	if err := a.store.Delete(ctx, token); err != nil && shared.ErrorCode(err) != shared.ENOTFOUND {
+		a.log.Warn("could not drop a deleted session from the cache", "session", shared.LogID(token), "err", err)
+	}
+	return nil
 }

@@ -23,8 +23,12 @@ type envelope struct {
 	Success bool   `json:"success"`
 }
 
-// maxBody is the largest request body accepted.
+// maxBody is the largest request body accepted, but on the media routes.
 const maxBody = 1 << 20
+
+// maxMediaBody is the largest body of a media route: a 64 MiB file in
+// base64 (about 85.4 MiB) and the other fields.
+const maxMediaBody = 90 << 20
 
 // Header values shared by every answer (net/http never modifies them), so
 // that the hot path does not allocate them per request.
@@ -76,6 +80,11 @@ func OK(w http.ResponseWriter, data any) {
 // Error answers the error envelope for err: the status from its code, the
 // client-safe message, and the full error in the log for server faults.
 func Error(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	if errors.Is(err, shared.ErrSessionNotFound) {
+		// The token was deleted after this request was authenticated: the
+		// same answer as for a token that never existed.
+		err = errInvalidToken
+	}
 	code := shared.ErrorCode(err)
 	status := statusFor(code)
 	if status >= 500 && code != shared.EEXISTS {
@@ -110,14 +119,19 @@ func statusFor(code string) int {
 // It answers EINVALID for malformed JSON or a field of the wrong type, and
 // ETOOLARGE for a body over maxBody.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	return decodeMax(w, r, v, maxBody)
+}
+
+// decodeMax is decode with a body limit of limit bytes.
+func decodeMax(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return shared.Errorf(shared.ETOOLARGE, "request body too large: the limit is %d bytes", maxBody)
+		return shared.Errorf(shared.ETOOLARGE, "request body too large: the limit is %d bytes", limit)
 	} else if err != nil {
 		return shared.Wrap(err, shared.EINVALID, "could not read the request body")
 	}
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
 	if err := json.Unmarshal(body, v); err != nil {

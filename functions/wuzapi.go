@@ -148,8 +148,7 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, a.log, errUserNotFound)
 		return
 	}
-	// As in /session/delete, the connector deletes the row itself.
-	_, err = shared.Call(r.Context(), a.connector, shared.OpDelete, token, shared.Empty{})
+	err = a.deleteToken(r.Context(), token)
 	if shared.ErrorCode(err) == shared.ENOTFOUND { // deleted meanwhile
 		err = errUserNotFound
 	}
