@@ -25,12 +25,20 @@ func init() {
 
 // inLane runs fn with the token's logged-in client, in its send lane.
 func (m *Manager) inLane(token string, fn func(s *session, cli *whatsmeow.Client) error) error {
+	return m.withClient(token, func(s *session, cli *whatsmeow.Client) error {
+		s.outbox.lock.Lock()
+		defer s.outbox.lock.Unlock()
+		return fn(s, cli)
+	})
+}
+
+// withClient runs fn with the token's logged-in client, in no lane: for
+// questions to WhatsApp that need no order.
+func (m *Manager) withClient(token string, fn func(s *session, cli *whatsmeow.Client) error) error {
 	s, cli, err := m.loggedIn(token)
 	if err != nil {
 		return err
 	}
-	s.outbox.lock.Lock()
-	defer s.outbox.lock.Unlock()
 	return fn(s, cli)
 }
 

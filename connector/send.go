@@ -138,6 +138,8 @@ func (m *Manager) buildMessage(ctx context.Context, cli *whatsmeow.Client, req s
 			break
 		}
 		return cli.BuildPollCreation(req.Poll.Question, req.Poll.Options, req.Poll.MaxAnswer), nil
+	case shared.KindImage, shared.KindVideo, shared.KindAudio, shared.KindDocument, shared.KindSticker:
+		return m.buildMedia(ctx, cli, req)
 	}
 	return nil, shared.Errorf(shared.EINVALID, "invalid message: kind %q without its body", req.Kind)
 }

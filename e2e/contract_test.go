@@ -320,4 +320,5 @@ func runContract(t *testing.T, e contractEnv) {
 
 	t.Run("hung server", func(t *testing.T) { runHungServer(t, e) })
 	t.Run("delete racing connects", func(t *testing.T) { runDeleteRace(t, e) })
+	t.Run("messaging", func(t *testing.T) { runMessaging(t, e) })
 }

@@ -99,10 +99,10 @@ func TestSendText(t *testing.T) {
 	// Bad input: a 400 naming the field, and nothing sent.
 	before := len(emu.ContactInbox())
 	for body, want := range map[string]string{
-		`{"Body":"x"}`:                       "missing Phone: a phone number in international format or a JID",
-		`{"Phone":"12ab","Body":"x"}`:        "invalid Phone: use a phone number in international format (digits only after an optional +) or a JID such as 5511999999999@s.whatsapp.net or 120363000000000000@g.us",
-		`{"Phone":"5511999999999"}`:          "missing Body",
-		`{"Phone":"5511999999999","Body":1}`: "invalid JSON body: field Body must be a string",
+		`{"Body":"x"}`:                                          "missing Phone: a phone number in international format or a JID",
+		`{"Phone":"12ab","Body":"x"}`:                           "invalid Phone: use a phone number in international format (digits only after an optional +) or a JID such as 5511999999999@s.whatsapp.net or 120363000000000000@g.us",
+		`{"Phone":"5511999999999"}`:                             "missing Body",
+		`{"Phone":"5511999999999","Body":1}`:                    "invalid JSON body: field Body must be a string",
 		`{"Phone":"5511999999999","Body":"x","Id":"has space"}`: "invalid Id: 1 to 64 letters, digits, '.', '_' or '-'",
 	} {
 		if a := p.call("POST", "/send/text", body, "token", token); a.Status != 400 || a.Error != want {

@@ -98,6 +98,14 @@ func (a *API) routes() *httprouter.Router {
 		r.Handler(http.MethodPost, "/chat/send/"+path, a.withSession(h))
 	}
 
+	// Media, at WaGo's paths and wuzapi's.
+	for kind := range mediaField {
+		r.Handler(http.MethodPost, "/send/"+kind, a.withSession(a.sendMedia(kind)))
+		r.Handler(http.MethodPost, "/chat/send/"+kind, a.withSession(a.sendMedia(kind)))
+		r.Handler(http.MethodPost, "/message/download/"+kind, a.withSession(a.downloadMedia(kind)))
+		r.Handler(http.MethodPost, "/chat/download"+kind, a.withSession(a.downloadMedia(kind)))
+	}
+
 	// Messages, users and calls; the second path is wuzapi's.
 	for path, h := range map[string]sessionHandler{
 		"/message/react":    a.react,

@@ -50,16 +50,33 @@ type Reply struct {
 	Participant string `json:"participant,omitempty"`
 }
 
-// Media is a file to send. Its bytes travel inline in the all-in-one
-// process, or by reference (Ref: a short-lived key the transport resolves)
-// in distributed mode; they are sent as they are, never re-encoded.
+// Media is a file to send: its bytes (Blob), or a URL the connector
+// fetches. It is sent as it is, never re-encoded.
 type Media struct {
-	Data     []byte `json:"data,omitempty"`
-	Ref      string `json:"ref,omitempty"`
-	Mimetype string `json:"mimetype"`
+	Blob
+	URL      string `json:"url,omitempty"`
+	Mimetype string `json:"mimetype,omitempty"`
 	FileName string `json:"fileName,omitempty"`
 	// PTT marks an audio as a voice note.
 	PTT bool `json:"ptt,omitempty"`
+}
+
+// BlobField implements BlobCarrier: the media's bytes, if any.
+func (r SendRequest) BlobField() *Blob {
+	if r.Media == nil {
+		return nil
+	}
+	return &r.Media.Blob
+}
+
+// MaxMediaSize is the largest file each media kind may send: WhatsApp's
+// own limits, and 64 MiB for documents (the gateway's).
+var MaxMediaSize = map[string]int64{
+	KindImage:    16 << 20,
+	KindVideo:    64 << 20,
+	KindAudio:    16 << 20,
+	KindDocument: 64 << 20,
+	KindSticker:  1 << 20,
 }
 
 // Location is a pin on the map.
@@ -151,3 +168,26 @@ var (
 	// OpChatPresence sends a chat presence (typing, recording, paused).
 	OpChatPresence = NewOp[ChatPresenceRequest, Empty]("message.presence", LaneSend)
 )
+
+// DownloadRequest names the media of a received message, with the fields
+// the message carries.
+type DownloadRequest struct {
+	Kind          string `json:"kind"`
+	DirectPath    string `json:"directPath"`
+	MediaKey      []byte `json:"mediaKey"`
+	FileEncSHA256 []byte `json:"fileEncSHA256"`
+	FileSHA256    []byte `json:"fileSHA256"`
+	FileLength    int64  `json:"fileLength"`
+	Mimetype      string `json:"mimetype,omitempty"`
+}
+
+// DownloadResult is the decrypted file.
+type DownloadResult struct {
+	Mimetype string `json:"mimetype"`
+	Data     []byte `json:"data"`
+}
+
+// OpDownload downloads and decrypts the media of a received message.
+// Returns ENOTFOUND when WhatsApp no longer has it, EINVALID when the
+// fields do not match the file.
+var OpDownload = NewOp[DownloadRequest, DownloadResult]("message.download", LaneQuery)

@@ -23,6 +23,9 @@ const (
 	// LaneSend: sends and the other operations on messages. Transports run
 	// the ops of one token one at a time, in the order they were accepted.
 	LaneSend
+	// LaneQuery: questions to WhatsApp (users, media downloads) that need
+	// no order: transports run them as they come.
+	LaneQuery
 )
 
 // Ordered reports whether transports run the lane's ops of one token one
@@ -36,6 +39,8 @@ func (l Lane) String() string {
 		return "lifecycle"
 	case LaneSend:
 		return "send"
+	case LaneQuery:
+		return "query"
 	}
 	return fmt.Sprintf("lane%d", uint8(l))
 }
@@ -87,7 +92,7 @@ func NewOp[Req, Res any](name string, lane Lane, options ...OpOption) *Op[Req, R
 	for _, o := range options {
 		o(&s)
 	}
-	if lane != LaneLifecycle && lane != LaneSend {
+	if lane != LaneLifecycle && lane != LaneSend && lane != LaneQuery {
 		panic(fmt.Sprintf("shared: op %q has an unknown lane %d", name, lane))
 	}
 	op := &Op[Req, Res]{name: name, lane: lane, dials: s.dials}
@@ -155,3 +160,16 @@ func Call[Req, Res any](ctx context.Context, c Invoker, op *Op[Req, Res], token 
 
 // Empty is the request or result of an op that carries nothing.
 type Empty struct{}
+
+// Blob is a request's large bytes: inline (Data) in the all-in-one process,
+// or, in distributed mode, a reference (Ref) to where the transport keeps
+// them, so that they never ride inside a stream entry.
+type Blob struct {
+	Data []byte `json:"data,omitempty"`
+	Ref  string `json:"ref,omitempty"`
+}
+
+// BlobCarrier is a request with a Blob (nil when it has none this time).
+type BlobCarrier interface {
+	BlobField() *Blob
+}

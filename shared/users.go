@@ -1,8 +1,9 @@
 package shared
 
 // The users and calls areas: who is on WhatsApp, their profile, the
-// device's own presence, and incoming calls. Ops run in LaneSend, in order
-// with the token's sends.
+// device's own presence, and incoming calls. Questions run in LaneQuery;
+// what changes state (presence, call reject) in LaneSend, in order with
+// the token's sends.
 
 // UserCheck is one answer of OpUserCheck.
 type UserCheck struct {
@@ -48,12 +49,12 @@ type CallRejectRequest struct {
 var (
 	// OpUserCheck answers, per phone number (digits), whether it is on
 	// WhatsApp and its JID.
-	OpUserCheck = NewOp[[]string, []UserCheck]("user.check", LaneSend)
+	OpUserCheck = NewOp[[]string, []UserCheck]("user.check", LaneQuery)
 	// OpUserInfo answers the profile of user JIDs.
-	OpUserInfo = NewOp[[]string, []UserInfo]("user.info", LaneSend)
+	OpUserInfo = NewOp[[]string, []UserInfo]("user.info", LaneQuery)
 	// OpUserAvatar answers a user's profile picture; ENOTFOUND when there
 	// is none (or it is not visible).
-	OpUserAvatar = NewOp[AvatarRequest, Avatar]("user.avatar", LaneSend)
+	OpUserAvatar = NewOp[AvatarRequest, Avatar]("user.avatar", LaneQuery)
 	// OpUserPresence sets the device's own presence: "available" or
 	// "unavailable".
 	OpUserPresence = NewOp[string, Empty]("user.presence", LaneSend)

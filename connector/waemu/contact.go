@@ -68,7 +68,26 @@ func (s *Server) SendMessageFromContact(ctx context.Context, to types.JID, msg *
 	if err != nil {
 		return "", fmt.Errorf("contact failed to send message: %w", err)
 	}
+	s.recordSent(resp.ID, msg)
 	return resp.ID, nil
+}
+
+// recordSent keeps what the contact sent, for ContactSent.
+func (s *Server) recordSent(id string, msg *waE2E.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sent == nil {
+		s.sent = map[string]*waE2E.Message{}
+	}
+	s.sent[id] = msg
+}
+
+// ContactSent returns the message the contact sent with id (media fields
+// included, so that a test can download what a device received), or nil.
+func (s *Server) ContactSent(id string) *waE2E.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sent[id]
 }
 
 // ContactInbox returns what the contact received so far, oldest first.

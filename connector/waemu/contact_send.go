@@ -102,11 +102,7 @@ func (s *Server) SendMediaFromContact(ctx context.Context, to types.JID, m Conta
 			Mimetype: mime, Caption: caption, FileName: name, Title: name,
 		}
 	}
-	resp, err := cli.SendMessage(ctx, to.ToNonAD(), msg)
-	if err != nil {
-		return "", fmt.Errorf("contact failed to send message: %w", err)
-	}
-	return resp.ID, nil
+	return s.SendMessageFromContact(ctx, to, msg)
 }
 
 // MarkReadFromContact makes the contact send a read receipt for messages it got from

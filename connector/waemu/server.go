@@ -23,6 +23,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"go.mau.fi/whatsmeow/proto/waE2E"
 	"net"
 	"net/http"
 	"slices"
@@ -159,6 +160,7 @@ type Server struct {
 	nextPhone  uint64
 	nextLID    uint64
 	inbox      []InboxMessage
+	sent       map[string]*waE2E.Message // by ID: what the contact sent
 	contactCli *contactClient
 	started    time.Time
 	// pictures maps phone numbers to profile pictures; picturePaths maps their paths.

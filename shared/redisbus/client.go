@@ -116,13 +116,13 @@ func NewClient(rdb redis.UniversalClient, cfg ClientConfig) *Client {
 // the token's shard stream and decodes the result the owning connector
 // replies. An op that Dials waits ConnectTimeout, any other CommandTimeout.
 func (c *Client) Invoke(ctx context.Context, token string, op shared.OpInfo, req any) (any, error) {
-	data, err := json.Marshal(req)
-	if err != nil {
-		return nil, shared.Wrap(fmt.Errorf("failed to encode the %s request: %w", op.Name(), err), shared.EINTERNAL, "internal error")
-	}
 	timeout := c.cfg.CommandTimeout
 	if op.Dials() {
 		timeout = c.cfg.ConnectTimeout
+	}
+	data, err := c.encode(ctx, req, timeout)
+	if err != nil {
+		return nil, err
 	}
 	r, err := c.call(ctx, op, token, data, timeout)
 	if err != nil {
@@ -135,6 +135,38 @@ func (c *Client) Invoke(ctx context.Context, token string, op shared.OpInfo, req
 		}
 	}
 	return res, r.err()
+}
+
+// blobTimeout bounds writing a request's blob to Redis (up to 64 MiB).
+const blobTimeout = 10 * time.Second
+
+// encode encodes req as JSON. The bytes of a request that carries a blob
+// never ride inside the stream entry: they go to a key of their own, which
+// lives as long as the command may wait, and the entry carries the key.
+func (c *Client) encode(ctx context.Context, req any, wait time.Duration) ([]byte, error) {
+	blob := blobOf(req)
+	if blob == nil || len(blob.Data) == 0 {
+		data, err := json.Marshal(req)
+		if err != nil {
+			return nil, shared.Wrap(fmt.Errorf("failed to encode a request: %w", err), shared.EINTERNAL, "internal error")
+		}
+		return data, nil
+	}
+	key := c.keys.blobPrefix() + newCommandID()
+	bctx, cancel := context.WithTimeout(ctx, blobTimeout)
+	err := c.rdb.Set(bctx, key, blob.Data, wait+time.Minute).Err()
+	cancel()
+	if err != nil {
+		return nil, unavailable(err, "store the request's media")
+	}
+	bytes := blob.Data
+	blob.Data, blob.Ref = nil, key
+	data, err := json.Marshal(req)
+	blob.Data, blob.Ref = bytes, ""
+	if err != nil {
+		return nil, shared.Wrap(fmt.Errorf("failed to encode a request: %w", err), shared.EINTERNAL, "internal error")
+	}
+	return data, nil
 }
 
 // call queues one command on the token's shard stream and waits for its

@@ -284,6 +284,11 @@ func (s *Server) run(parent context.Context, cmd command) (rep reply) {
 	if err != nil {
 		return newReply(nil, shared.Wrap(err, shared.EINVALID, "malformed request"))
 	}
+	if blob := blobOf(req); blob != nil && blob.Ref != "" {
+		if err := s.fetchBlob(ctx, blob); err != nil {
+			return newReply(nil, err)
+		}
+	}
 	res, err := s.local.Invoke(ctx, cmd.Token, cmd.Op, req)
 	if err != nil && shared.ErrorCode(err) == shared.EINTERNAL {
 		s.log.Error("redisbus: command failed", "cmd", cmd.ID, "op", cmd.Op.Name(), "err", err)
@@ -338,4 +343,29 @@ func (s *Server) ack(stream, id string) {
 	if err := s.rdb.XAck(ctx, stream, consumerGroup, id).Err(); err != nil {
 		s.log.Warn("redisbus: ack failed", "entry", id, "err", err)
 	}
+}
+
+// blobOf returns the Blob of a request that carries one, or nil.
+func blobOf(req any) *shared.Blob {
+	if bc, ok := req.(shared.BlobCarrier); ok {
+		return bc.BlobField()
+	}
+	return nil
+}
+
+// fetchBlob replaces a blob's reference with the bytes the Client kept
+// under it, and deletes the key: the command runs at most once.
+func (s *Server) fetchBlob(ctx context.Context, blob *shared.Blob) error {
+	if !strings.HasPrefix(blob.Ref, s.keys.blobPrefix()) {
+		return shared.Errorf(shared.EINVALID, "malformed request: foreign blob reference")
+	}
+	data, err := s.rdb.GetDel(ctx, blob.Ref).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return shared.Errorf(shared.EINVALID, "the request's media expired before the connector took it: send it again")
+	case err != nil:
+		return unavailable(err, "read the request's media")
+	}
+	blob.Data, blob.Ref = data, ""
+	return nil
 }

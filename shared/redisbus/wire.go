@@ -25,6 +25,8 @@ import (
 //	<prefix>:reply:<id>             list the caller BLPOPs
 //	<prefix>:status:<token>         JSON of shared.Status, TTL
 //	<prefix>:qr:<token>             current QR code, TTL
+//	<prefix>:blob:<id>              a request's large bytes (media), TTL;
+//	                                the command carries the key
 //	<prefix>:members                ZSET consumerID -> expiry (unix ms)
 
 // wireVersion is the "v" field of every command; a Server acks and drops
@@ -68,6 +70,7 @@ func (k keys) reply(id string) string     { return k.prefix + ":reply:" + id }
 func (k keys) status(token string) string { return k.prefix + ":status:" + token }
 func (k keys) qr(token string) string     { return k.prefix + ":qr:" + token }
 func (k keys) members() string            { return k.prefix + ":members" }
+func (k keys) blobPrefix() string         { return k.prefix + ":blob:" }
 
 // command is one request from a Client to the Server owning the token's
 // shard: an op of shared's op table, by name, with its request as JSON.
