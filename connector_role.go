@@ -25,7 +25,10 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 	}
 	defer rdb.Close()
 	pub := redisbus.NewStatePublisher(rdb, redisbus.PublisherConfig{Logger: log.With("part", "publisher")})
-	mgr, keys, err := newConnector(ctx, log, cfg, connector.Config{Store: rows, OnState: pub.Publish, OnDelete: pub.Forget})
+	mgr, keys, err := newConnector(ctx, log, cfg, connector.Config{
+		Store: rows, OnState: pub.Publish, OnDelete: pub.Forget,
+		SentLog: redisbus.NewSentLog(rdb, ""),
+	})
 	if err != nil {
 		return err
 	}

@@ -64,6 +64,10 @@ type Config struct {
 	OnState func(token string, st shared.Status, qr string)
 	// OnDelete, when set, is called after Delete has forgotten a token.
 	OnDelete func(token string)
+	// SentLog, when set, remembers sent message IDs beyond this process, so
+	// that a retried send with the same ID is not sent again after a
+	// failover; each session also remembers its last 4096 in memory.
+	SentLog SentLog
 }
 
 func (c *Config) setDefaults() {

@@ -23,6 +23,16 @@ func init() {
 // a retried send of the same ID answers the first result without sending.
 const sentCacheSize = 4096
 
+// SentLog remembers the message IDs each token sent beyond one session's
+// memory: shared by every connector (redisbus.SentLog), a retry that lands
+// on another connector after a failover does not send again either.
+type SentLog interface {
+	// Sent returns the result of the message id that token sent, if known.
+	Sent(ctx context.Context, token, id string) (shared.SendResult, bool, error)
+	// RecordSent remembers that token sent the message id with res.
+	RecordSent(ctx context.Context, token, id string, res shared.SendResult) error
+}
+
 // outbox is a session's send lane: sends run one at a time, in order, and
 // the IDs sent last are remembered.
 type outbox struct {
@@ -76,6 +86,16 @@ func (m *Manager) send(ctx context.Context, token string, req shared.SendRequest
 	if res, ok := s.outbox.sent[req.ID]; ok && req.ID != "" {
 		return res, nil
 	}
+	if log := m.cfg.SentLog; log != nil && req.ID != "" {
+		res, ok, err := log.Sent(ctx, token, req.ID)
+		if err != nil {
+			return shared.SendResult{}, err // unsure: sending could duplicate
+		}
+		if ok {
+			s.outbox.remember(req.ID, res)
+			return res, nil
+		}
+	}
 	msg, err := m.buildMessage(ctx, cli, req)
 	if err != nil {
 		return shared.SendResult{}, err
@@ -86,6 +106,11 @@ func (m *Manager) send(ctx context.Context, token string, req shared.SendRequest
 	}
 	res := shared.SendResult{ID: resp.ID, Timestamp: resp.Timestamp.Unix()}
 	s.outbox.remember(resp.ID, res)
+	if log := m.cfg.SentLog; log != nil {
+		if err := log.RecordSent(context.WithoutCancel(ctx), token, resp.ID, res); err != nil {
+			m.log.Warn("could not record a sent message; a retry on another connector may send it again", "session", s.logID, "err", err)
+		}
+	}
 	return res, nil
 }
 

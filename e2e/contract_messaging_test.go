@@ -114,6 +114,17 @@ func runMessaging(t *testing.T, e contractEnv) {
 		t.Fatalf("reply received as %+v", m)
 	}
 
+	// A retried ID answers the first result and sends nothing more.
+	once := send(shared.SendRequest{ID: "CONTRACT0001", Kind: shared.KindText, Text: "exactly once"})
+	if again := send(shared.SendRequest{ID: "CONTRACT0001", Kind: shared.KindText, Text: "exactly once"}); again != once {
+		t.Fatalf("a retried ID answered %+v, first %+v", again, once)
+	}
+	received(t, e.emu, waemu.InboxText, byID("CONTRACT0001"))
+	time.Sleep(300 * time.Millisecond)
+	if n := inboxCount(e.emu, "CONTRACT0001"); n != 1 {
+		t.Fatalf("a retried ID reached the contact %d times", n)
+	}
+
 	// Every media kind, byte for byte; an image by URL too.
 	for _, s := range mediaSamples() {
 		res := send(shared.SendRequest{Kind: s.kind, Text: "caption of " + s.kind,

@@ -121,7 +121,9 @@ func TestConnectorContract(t *testing.T) {
 		emu := startEmulator(t)
 		wa := startHangProxy(t, emu.Addr())
 		pub := redisbus.NewStatePublisher(rdb, redisbus.PublisherConfig{Prefix: prefix})
-		mgr, store := newManager(t, emu, wa.Addr(), pub.Publish, pub.Forget)
+		mgr, store := openManager(t, t.TempDir(), emu, wa.Addr(), func(c *connector.Config) {
+			c.OnState, c.OnDelete, c.SentLog = pub.Publish, pub.Forget, redisbus.NewSentLog(rdb, prefix)
+		})
 		srv := redisbus.NewServer(rdb, mgr, redisbus.ServerConfig{Prefix: prefix})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{}, 2)
