@@ -64,7 +64,7 @@ func CheckMedia(kind, mimetype string, data []byte) (string, error) {
 		}
 	}
 	if allowed, ok := mediaMimetypes[kind]; ok && !slices.Contains(allowed, declared) {
-		return "", Errorf(EINVALID, "invalid Mimetype: a %s must be one of %s", kind, strings.Join(allowed, ", "))
+		return "", Errorf(EINVALID, "invalid Mimetype: the %s route takes %s", kind, strings.Join(allowed, ", "))
 	}
 	switch {
 	case known && !slices.Contains(group, declared) && (kind != KindDocument || declaredKnown(declared)):
