@@ -34,6 +34,10 @@ const socketCloseWait = 2 * time.Second
 // context is already cancelled, which closes its websocket.
 const previousSocketWait = 2 * time.Second
 
+// errStoppedMeanwhile answers an op whose session the connector stopped
+// while it ran (shutdown, or a shard handed over): the client may retry.
+var errStoppedMeanwhile = shared.Errorf(shared.EUNAVAILABLE, "connector stopped the request: try again")
+
 // Dial failures that are not network errors.
 var (
 	errDialTimeout = errors.New("timed out")
@@ -45,6 +49,15 @@ var (
 type attempt struct {
 	done chan struct{}
 	err  error
+}
+
+// outcome is err if set (the attempt did not start), else the outcome of
+// the attempt a (nil: no attempt was needed).
+func (a *attempt) outcome(ctx context.Context, err error) error {
+	if err != nil || a == nil {
+		return err
+	}
+	return a.wait(ctx)
 }
 
 // wait waits for the attempt's outcome, or until ctx ends.
@@ -100,9 +113,9 @@ func (m *Manager) start(ctx context.Context, s *session, row *shared.Session, re
 		}
 	}
 	gen, prev, ok := s.attach(cli, cancel)
-	if !ok {
+	if !ok { // stopped meanwhile (shutdown, or the shard moved): a delete holds opLock
 		cancel()
-		return nil, shared.ErrSessionNotFound
+		return nil, errStoppedMeanwhile
 	}
 	cli.AddEventHandler(func(evt any) { m.handleEvent(s, gen, cli, evt) })
 	if qrCh != nil {
@@ -162,8 +175,9 @@ func (m *Manager) dial(ctx context.Context, s *session, gen uint64, cli *whatsme
 }
 
 // closeAfter closes cli's socket in the background, after its pending
-// ConnectContext (whose result errc carries) has returned.
-func (s *session) closeAfter(cli *whatsmeow.Client, errc <-chan error, pending bool) {
+// ConnectContext (whose result errc carries) has returned; the channel it
+// returns is closed once the socket is.
+func (s *session) closeAfter(cli *whatsmeow.Client, errc <-chan error, pending bool) <-chan struct{} {
 	done := make(chan struct{})
 	s.stateLock.Lock()
 	s.closing = done
@@ -175,6 +189,7 @@ func (s *session) closeAfter(cli *whatsmeow.Client, errc <-chan error, pending b
 		}
 		cli.Disconnect()
 	}()
+	return done
 }
 
 // dialCause names the class of a dial failure for clients, without
@@ -339,10 +354,5 @@ func (m *Manager) unlinkOffline(ctx context.Context, s *session, row *shared.Ses
 		m.log.Warn("could not tell WhatsApp that the device is logged out; deleting the keys locally", "session", s.logID)
 		m.deleteKeys(ctx, s, dev)
 	}
-	go func() {
-		if pending {
-			<-errc
-		}
-		cli.Disconnect()
-	}()
+	s.closeAfter(cli, errc, pending)
 }

@@ -81,10 +81,7 @@ func (m *Manager) connect(ctx context.Context, token string, opts shared.Connect
 		a, err = m.start(ctx, s, row, restore)
 	}
 	s.opLock.Unlock()
-	if err == nil && a != nil {
-		err = a.wait(ctx)
-	}
-	if err != nil {
+	if err = a.outcome(ctx, err); err != nil {
 		st, _, _ = s.snapshot()
 		return shared.ConnectResult{Status: st}, err
 	}
@@ -127,10 +124,7 @@ func (m *Manager) pair(ctx context.Context, token string, opts shared.ConnectOpt
 		err = shared.Errorf(shared.ECONFLICT, "device already linked")
 	}
 	s.opLock.Unlock()
-	if err == nil && a != nil {
-		err = a.wait(ctx)
-	}
-	if err != nil {
+	if err = a.outcome(ctx, err); err != nil {
 		st, _, _ = s.snapshot()
 		return shared.ConnectResult{Status: st}, err
 	}

@@ -181,15 +181,7 @@ func (s *session) kill(fn func(st *shared.Status)) *whatsmeow.Client {
 // server holds for up to 20 s, and for the websocket close handshake. The
 // next client of the session waits for it (see attach).
 func (s *session) closeLater(cli *whatsmeow.Client) <-chan struct{} {
-	done := make(chan struct{})
-	s.stateLock.Lock()
-	s.closing = done
-	s.stateLock.Unlock()
-	go func() {
-		defer close(done)
-		cli.Disconnect()
-	}()
-	return done
+	return s.closeAfter(cli, nil, false)
 }
 
 // wait blocks until done(status) holds, ctx ends or timeout passes, and
