@@ -22,6 +22,9 @@ type Config struct {
 	// AdminToken guards the admin routes; it must not be empty.
 	AdminToken string
 	Log        *slog.Logger
+	// DeadLetters serves GET /webhook/failed and POST /webhook/replay;
+	// nil: they answer 503.
+	DeadLetters shared.DeadLetters
 }
 
 // API serves the WaGo routes.
@@ -31,6 +34,8 @@ type API struct {
 	admin     adminKey
 	log       *slog.Logger
 	router    *httprouter.Router
+
+	deadLetters shared.DeadLetters
 }
 
 // New returns the API's handler. It fails if the admin token is empty.
@@ -41,7 +46,7 @@ func New(cfg Config) (*API, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	a := &API{store: cfg.Store, connector: cfg.Connector, admin: newAdminKey(cfg.AdminToken), log: cfg.Log}
+	a := &API{store: cfg.Store, connector: cfg.Connector, admin: newAdminKey(cfg.AdminToken), log: cfg.Log, deadLetters: cfg.DeadLetters}
 	a.router = a.routes()
 	return a, nil
 }
@@ -89,6 +94,14 @@ func (a *API) routes() *httprouter.Router {
 	r.Handler(http.MethodGet, "/session/status", a.withSession(a.status))
 	r.Handler(http.MethodPost, "/session/disconnect", a.withSession(a.disconnect))
 	r.Handler(http.MethodPost, "/session/logout", a.withSession(a.logout))
+
+	// Webhooks (webhook.go); PUT is wuzapi's.
+	r.Handler(http.MethodPost, "/webhook", a.withSession(a.setWebhook))
+	r.Handler(http.MethodPut, "/webhook", a.withSession(a.setWebhook))
+	r.Handler(http.MethodGet, "/webhook", a.withSession(a.getWebhook))
+	r.Handler(http.MethodDelete, "/webhook", a.withSession(a.deleteWebhook))
+	r.Handler(http.MethodGet, "/webhook/failed", a.adminOnly(a.failedWebhooks))
+	r.Handler(http.MethodPost, "/webhook/replay", a.adminOnly(a.replayWebhooks))
 
 	// Sending, at WaGo's paths and wuzapi's.
 	for path, h := range map[string]sessionHandler{

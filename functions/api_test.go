@@ -198,7 +198,7 @@ func TestConnect(t *testing.T) {
 	}
 
 	a = h.do("POST", "/session/connect", `{"Subscribe":["Message","Bogus"]}`, "token", "tok1")
-	h.wantError(a, 400, `invalid event type "Bogus": valid types are Message, ReadReceipt, Presence, HistorySync, ChatPresence, Call, All, Newsletter, LoggedOut`)
+	h.wantError(a, 400, `invalid event type "Bogus": valid types are `+strings.Join(shared.EventNames(), ", "))
 	h.wantError(h.do("POST", "/session/connect", `{"Subscribe":"All"}`, "token", "tok1"), 400, "invalid JSON body: field Subscribe must be a list of strings")
 	h.wantError(h.do("POST", "/session/connect", `{"Immediate":"yes"}`, "token", "tok1"), 400, "invalid JSON body: field Immediate must be a boolean")
 	h.wantError(h.do("POST", "/session/connect", `{"Phone":"12ab"}`, "token", "tok1"), 400, "invalid Phone: use the international format, digits only after an optional +, e.g. 5511999999999")

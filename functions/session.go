@@ -47,6 +47,7 @@ func (a *API) parseConnect(w http.ResponseWriter, r *http.Request, row *shared.S
 		if row, err = a.store.Update(r.Context(), row.Token, shared.SessionUpdate{Events: events}); err != nil {
 			return nil, opts, err
 		}
+		a.reloadSession(r.Context(), row)
 	}
 	return row, opts, nil
 }

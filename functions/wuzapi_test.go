@@ -82,7 +82,7 @@ func TestAdminUsersAddListDelete(t *testing.T) {
 		{`{"name":"n","token":"` + admin + `"}`, 400, "invalid token: must not be the admin token"},
 		{`{"name":"n","token":"a\u0000"}`, 400, "invalid token: control characters are not allowed"},
 		{"{\"name\":\"n\xff\",\"token\":\"t\"}", 400, "invalid name: must be valid UTF-8 (U+FFFD is refused too)"},
-		{`{"name":"n","token":"t","events":"Message,Bogus"}`, 400, `invalid event type "Bogus": valid types are Message, ReadReceipt, Presence, HistorySync, ChatPresence, Call, All, Newsletter, LoggedOut`},
+		{`{"name":"n","token":"t","events":"Message,Bogus"}`, 400, `invalid event type "Bogus": valid types are ` + validEventNames},
 		{`{"name":"n","token":"t","events":5}`, 400, "invalid JSON body: field events must be a string"},
 		{`{"name":"n","token":"t","webhook":"ftp://example.com"}`, 400, "invalid webhook: must be an http or https URL of at most 2048 bytes"},
 		{`{"name":"n","token":"t","webhook":"example.com/hook"}`, 400, "invalid webhook: must be an http or https URL of at most 2048 bytes"},

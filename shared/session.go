@@ -18,6 +18,12 @@ type Session struct {
 	Os      string   `json:"os"`
 	Webhook string   `json:"webhook"`
 	Events  []string `json:"events"`
+	// WebhookSecret signs the token's deliveries (a whsec_ secret); empty:
+	// the global secret, if any. It is never shown to clients.
+	WebhookSecret string `json:"-"`
+	// WebhookFormat is the payload format of the token's deliveries
+	// (WebhookFormatForm or WebhookFormatJSON); empty: the global one.
+	WebhookFormat string `json:"webhookFormat,omitempty"`
 	// JID is the linked device's JID, empty until a phone scans the QR code
 	// (or enters the pairing code) and again after a logout.
 	JID string `json:"jid"`
@@ -35,10 +41,12 @@ func (s *Session) EventsString() string { return strings.Join(s.Events, ",") }
 
 // SessionUpdate names the fields of a row to change; nil fields stay.
 type SessionUpdate struct {
-	Webhook     *string
-	Events      []string // nil: unchanged; empty non-nil: cleared
-	JID         *string
-	AutoConnect *bool
+	Webhook       *string
+	WebhookSecret *string
+	WebhookFormat *string
+	Events        []string // nil: unchanged; empty non-nil: cleared
+	JID           *string
+	AutoConnect   *bool
 }
 
 // Store keeps token rows. Implementations: sqlite (embedded) and dynamo
@@ -67,6 +75,12 @@ type Store interface {
 func (u SessionUpdate) Apply(s *Session, now time.Time) {
 	if u.Webhook != nil {
 		s.Webhook = *u.Webhook
+	}
+	if u.WebhookSecret != nil {
+		s.WebhookSecret = *u.WebhookSecret
+	}
+	if u.WebhookFormat != nil {
+		s.WebhookFormat = *u.WebhookFormat
 	}
 	if u.Events != nil {
 		s.Events = append([]string{}, u.Events...)

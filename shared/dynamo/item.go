@@ -12,6 +12,7 @@ import (
 // Single-table layout. Every item has the string hash key pk:
 //
 //	pk = "TOKEN#<token>"  the row: name, token, os, webhook, events (L of S),
+//	                      webhookSecret, webhookFormat,
 //	                      jid, autoConnect (BOOL), createdAt, updatedAt
 //	                      (RFC 3339 with nanoseconds, UTC)
 //	pk = "NAME#<name>"    the name's reservation: token
@@ -19,16 +20,18 @@ import (
 // Both items of a row are written and deleted in one transaction, so that a
 // Name and a Token are each unique.
 const (
-	attrPK          = "pk"
-	attrName        = "name"
-	attrToken       = "token"
-	attrOs          = "os"
-	attrWebhook     = "webhook"
-	attrEvents      = "events"
-	attrJID         = "jid"
-	attrAutoConnect = "autoConnect"
-	attrCreatedAt   = "createdAt"
-	attrUpdatedAt   = "updatedAt"
+	attrPK            = "pk"
+	attrName          = "name"
+	attrToken         = "token"
+	attrOs            = "os"
+	attrWebhook       = "webhook"
+	attrEvents        = "events"
+	attrWebhookSecret = "webhookSecret"
+	attrWebhookFormat = "webhookFormat"
+	attrJID           = "jid"
+	attrAutoConnect   = "autoConnect"
+	attrCreatedAt     = "createdAt"
+	attrUpdatedAt     = "updatedAt"
 
 	tokenPrefix = "TOKEN#"
 	namePrefix  = "NAME#"
@@ -61,16 +64,18 @@ func list(vs []string) types.AttributeValue {
 // rowItem returns the TOKEN# item of s.
 func rowItem(s *shared.Session) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
-		attrPK:          str(tokenKey(s.Token)),
-		attrName:        str(s.Name),
-		attrToken:       str(s.Token),
-		attrOs:          str(s.Os),
-		attrWebhook:     str(s.Webhook),
-		attrEvents:      list(s.Events),
-		attrJID:         str(s.JID),
-		attrAutoConnect: boolean(s.AutoConnect),
-		attrCreatedAt:   stamp(s.CreatedAt),
-		attrUpdatedAt:   stamp(s.UpdatedAt),
+		attrPK:            str(tokenKey(s.Token)),
+		attrName:          str(s.Name),
+		attrToken:         str(s.Token),
+		attrOs:            str(s.Os),
+		attrWebhook:       str(s.Webhook),
+		attrEvents:        list(s.Events),
+		attrWebhookSecret: str(s.WebhookSecret),
+		attrWebhookFormat: str(s.WebhookFormat),
+		attrJID:           str(s.JID),
+		attrAutoConnect:   boolean(s.AutoConnect),
+		attrCreatedAt:     stamp(s.CreatedAt),
+		attrUpdatedAt:     stamp(s.UpdatedAt),
 	}
 }
 
@@ -114,6 +119,8 @@ func decodeRow(item map[string]types.AttributeValue) (*shared.Session, error) {
 	getS(attrToken, &s.Token)
 	getS(attrOs, &s.Os)
 	getS(attrWebhook, &s.Webhook)
+	getS(attrWebhookSecret, &s.WebhookSecret)
+	getS(attrWebhookFormat, &s.WebhookFormat)
 	getS(attrJID, &s.JID)
 	getT(attrCreatedAt, &s.CreatedAt)
 	getT(attrUpdatedAt, &s.UpdatedAt)

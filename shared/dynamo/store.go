@@ -243,6 +243,12 @@ func (s *Store) Update(ctx context.Context, token string, u shared.SessionUpdate
 	if u.Webhook != nil {
 		set(attrWebhook, str(*u.Webhook))
 	}
+	if u.WebhookSecret != nil {
+		set(attrWebhookSecret, str(*u.WebhookSecret))
+	}
+	if u.WebhookFormat != nil {
+		set(attrWebhookFormat, str(*u.WebhookFormat))
+	}
 	if u.Events != nil {
 		set(attrEvents, list(u.Events))
 	}

@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS sessions (
 	os           TEXT NOT NULL,
 	webhook      TEXT NOT NULL DEFAULT '',
 	events       TEXT NOT NULL DEFAULT '',
+	webhook_secret TEXT NOT NULL DEFAULT '',
+	webhook_format TEXT NOT NULL DEFAULT '',
 	jid          TEXT NOT NULL DEFAULT '',
 	auto_connect INTEGER NOT NULL DEFAULT 0,
 	created_at   INTEGER NOT NULL,
@@ -67,6 +69,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("failed to create token table: %w", err)
 	}
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := s.load(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -74,8 +80,46 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
+// addedColumns are the columns added to the sessions table after its first
+// release, with their definitions: migrate adds those a file lacks.
+var addedColumns = [][2]string{
+	{"webhook_secret", "TEXT NOT NULL DEFAULT ''"},
+	{"webhook_format", "TEXT NOT NULL DEFAULT ''"},
+}
+
+// migrate brings a sessions table created by an older version up to the
+// current schema (ALTER TABLE ADD COLUMN for each missing column).
+func migrate(ctx context.Context, db *sql.DB) error {
+	rows, err := db.QueryContext(ctx, `SELECT name FROM pragma_table_info('sessions')`)
+	if err != nil {
+		return fmt.Errorf("failed to read the token table's columns: %w", err)
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return fmt.Errorf("failed to read the token table's columns: %w", err)
+		}
+		have[name] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("failed to read the token table's columns: %w", err)
+	}
+	for _, c := range addedColumns {
+		if have[c[0]] {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, `ALTER TABLE sessions ADD COLUMN `+c[0]+` `+c[1]); err != nil {
+			return fmt.Errorf("failed to add column %s to the token table: %w", c[0], err)
+		}
+	}
+	return nil
+}
+
 func (s *Store) load(ctx context.Context) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT token, name, os, webhook, events, jid, auto_connect, created_at, updated_at FROM sessions`)
+	rows, err := s.db.QueryContext(ctx, `SELECT token, name, os, webhook, events, webhook_secret, webhook_format, jid, auto_connect, created_at, updated_at FROM sessions`)
 	if err != nil {
 		return fmt.Errorf("failed to read token table: %w", err)
 	}
@@ -86,7 +130,7 @@ func (s *Store) load(ctx context.Context) error {
 			events          string
 			created, update int64
 		)
-		if err := rows.Scan(&r.Token, &r.Name, &r.Os, &r.Webhook, &events, &r.JID, &r.AutoConnect, &created, &update); err != nil {
+		if err := rows.Scan(&r.Token, &r.Name, &r.Os, &r.Webhook, &events, &r.WebhookSecret, &r.WebhookFormat, &r.JID, &r.AutoConnect, &created, &update); err != nil {
 			return fmt.Errorf("failed to read token row: %w", err)
 		}
 		r.Events = splitEvents(events)
@@ -128,8 +172,8 @@ func (s *Store) Create(ctx context.Context, in *shared.Session) error {
 	if _, ok := s.names[row.Name]; ok {
 		return shared.ErrAlreadyExists
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (token, name, os, webhook, events, jid, auto_connect, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		row.Token, row.Name, row.Os, row.Webhook, row.EventsString(), row.JID, row.AutoConnect, row.CreatedAt.UnixNano(), row.UpdatedAt.UnixNano())
+	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (token, name, os, webhook, events, webhook_secret, webhook_format, jid, auto_connect, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		row.Token, row.Name, row.Os, row.Webhook, row.EventsString(), row.WebhookSecret, row.WebhookFormat, row.JID, row.AutoConnect, row.CreatedAt.UnixNano(), row.UpdatedAt.UnixNano())
 	if isConstraint(err) {
 		return shared.ErrAlreadyExists
 	} else if err != nil {
@@ -203,8 +247,8 @@ func (s *Store) Update(ctx context.Context, token string, u shared.SessionUpdate
 	}
 	row := old.Clone()
 	u.Apply(row, s.now().UTC())
-	_, err := s.db.ExecContext(ctx, `UPDATE sessions SET webhook = ?, events = ?, jid = ?, auto_connect = ?, updated_at = ? WHERE token = ?`,
-		row.Webhook, row.EventsString(), row.JID, row.AutoConnect, row.UpdatedAt.UnixNano(), token)
+	_, err := s.db.ExecContext(ctx, `UPDATE sessions SET webhook = ?, events = ?, webhook_secret = ?, webhook_format = ?, jid = ?, auto_connect = ?, updated_at = ? WHERE token = ?`,
+		row.Webhook, row.EventsString(), row.WebhookSecret, row.WebhookFormat, row.JID, row.AutoConnect, row.UpdatedAt.UnixNano(), token)
 	if err != nil {
 		return nil, shared.Wrap(err, shared.EINTERNAL, "failed to update token")
 	}

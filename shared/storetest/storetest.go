@@ -65,13 +65,15 @@ var base = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 // session returns a row with every field set, distinct for each i.
 func session(i int) *shared.Session {
 	return &shared.Session{
-		Name:        fmt.Sprintf("name-%03d", i),
-		Token:       fmt.Sprintf("token-%03d-%x", i, rand.Uint64()),
-		Os:          "Wago Test",
-		Webhook:     fmt.Sprintf("https://example.com/hook/%d", i),
-		Events:      []string{"Message", "ReadReceipt", "Presence"},
-		JID:         fmt.Sprintf("5511999%06d:7@s.whatsapp.net", i),
-		AutoConnect: true,
+		Name:          fmt.Sprintf("name-%03d", i),
+		Token:         fmt.Sprintf("token-%03d-%x", i, rand.Uint64()),
+		Os:            "Wago Test",
+		Webhook:       fmt.Sprintf("https://example.com/hook/%d", i),
+		Events:        []string{"Message", "ReadReceipt", "Presence"},
+		WebhookSecret: fmt.Sprintf("whsec_c2VjcmV0LW9mLXJvdy0%06d", i),
+		WebhookFormat: "form",
+		JID:           fmt.Sprintf("5511999%06d:7@s.whatsapp.net", i),
+		AutoConnect:   true,
 	}
 }
 
@@ -130,6 +132,12 @@ func checkSession(t *testing.T, what string, got, want *shared.Session) {
 	}
 	if got.Webhook != want.Webhook {
 		t.Errorf("%s: Webhook = %q, want %q", what, got.Webhook, want.Webhook)
+	}
+	if got.WebhookSecret != want.WebhookSecret {
+		t.Errorf("%s: WebhookSecret differs from the one stored", what) // never print a secret
+	}
+	if got.WebhookFormat != want.WebhookFormat {
+		t.Errorf("%s: WebhookFormat = %q, want %q", what, got.WebhookFormat, want.WebhookFormat)
 	}
 	if !slices.Equal(got.Events, want.Events) {
 		t.Errorf("%s: Events = %q, want %q", what, got.Events, want.Events)
@@ -366,6 +374,10 @@ func testUpdate(t *testing.T, st shared.Store) {
 		{"WebhookEmpty", shared.SessionUpdate{Webhook: shared.Ptr("")}},
 		{"Events", shared.SessionUpdate{Events: []string{"Presence", "Message"}}},
 		{"EventsCleared", shared.SessionUpdate{Events: []string{}}},
+		{"WebhookSecret", shared.SessionUpdate{WebhookSecret: shared.Ptr("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")}},
+		{"WebhookSecretCleared", shared.SessionUpdate{WebhookSecret: shared.Ptr("")}},
+		{"WebhookFormat", shared.SessionUpdate{WebhookFormat: shared.Ptr("json")}},
+		{"WebhookCleared", shared.SessionUpdate{Webhook: shared.Ptr(""), WebhookSecret: shared.Ptr(""), WebhookFormat: shared.Ptr("")}},
 		{"JID", shared.SessionUpdate{JID: shared.Ptr("5511888000000:2@s.whatsapp.net")}},
 		{"JIDCleared", shared.SessionUpdate{JID: shared.Ptr("")}},
 		{"AutoConnectOff", shared.SessionUpdate{AutoConnect: shared.Ptr(false)}},

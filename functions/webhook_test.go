@@ -1,0 +1,94 @@
+package functions
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/wago-gw/wago/shared"
+)
+
+// validEventNames is the list that an unknown Subscribe name's error shows.
+var validEventNames = strings.Join(shared.EventNames(), ", ")
+
+func TestWebhookEndpoints(t *testing.T) {
+	h := newHarness(t)
+	h.init("n1", "tok-1")
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+	var got struct {
+		Webhook   string   `json:"webhook"`
+		Subscribe []string `json:"subscribe"`
+		SecretSet bool     `json:"secretSet"`
+		Format    string   `json:"format"`
+	}
+	h.data(h.do("GET", "/webhook", "", "token", "tok-1"), &got)
+	if got.Webhook != "" || got.SecretSet || len(got.Subscribe) != 0 {
+		t.Fatalf("fresh GET /webhook = %+v", got)
+	}
+
+	a := h.do("POST", "/webhook", `{"WebhookURL":"https://example.com/in","Secret":"`+secret+`","Events":["Message","CallOffer","receipt"],"Format":"JSON"}`, "token", "tok-1")
+	h.data(a, &got)
+	if strings.Contains(string(a.Data), secret) || strings.Contains(string(a.Data), "MfKQ9r8") {
+		t.Fatalf("the answer shows the secret: %s", a.Data)
+	}
+	if got.Webhook != "https://example.com/in" || !got.SecretSet || got.Format != "json" ||
+		strings.Join(got.Subscribe, ",") != "Message,CallOffer,Receipt" {
+		t.Fatalf("POST /webhook = %+v", got)
+	}
+	row, _ := h.store.Get(t.Context(), "tok-1")
+	if row.WebhookSecret != secret {
+		t.Fatal("the secret was not stored")
+	}
+	got = struct {
+		Webhook   string   `json:"webhook"`
+		Subscribe []string `json:"subscribe"`
+		SecretSet bool     `json:"secretSet"`
+		Format    string   `json:"format"`
+	}{}
+	a = h.do("GET", "/webhook", "", "token", "tok-1")
+	h.data(a, &got)
+	if got.Webhook != "https://example.com/in" || !got.SecretSet || strings.Contains(string(a.Data), "MfKQ9r8") {
+		t.Fatalf("GET /webhook = %s", a.Data)
+	}
+
+	// wuzapi's PUT: webhook and events (comma-separated); the secret stays.
+	h.data(h.do("PUT", "/webhook", `{"webhook":"http://10.0.0.1:8080/x","events":"Message,Presence"}`, "token", "tok-1"), &got)
+	if got.Webhook != "http://10.0.0.1:8080/x" || !got.SecretSet || strings.Join(got.Subscribe, ",") != "Message,Presence" {
+		t.Fatalf("PUT /webhook = %+v", got)
+	}
+
+	for _, tt := range []struct{ body, msg string }{
+		{`{"WebhookURL":"ftp://example.com/"}`, "invalid WebhookURL: use an http:// or https:// URL without credentials"},
+		{`{"WebhookURL":"example.com/in"}`, "invalid WebhookURL: use an http:// or https:// URL without credentials"},
+		{`{"WebhookURL":"https://u:p@example.com/"}`, "invalid WebhookURL: use an http:// or https:// URL without credentials"},
+		{`{}`, "missing WebhookURL: an http:// or https:// URL"},
+		{`{"WebhookURL":"https://example.com/","Secret":"plain"}`, "invalid Secret: use whsec_ followed by the base64 of 24 to 64 random bytes"},
+		{`{"WebhookURL":"https://example.com/","Format":"xml"}`, "invalid Format: use form or json"},
+		{`{"WebhookURL":"https://example.com/","Events":["Bogus"]}`, `invalid event type "Bogus": valid types are ` + validEventNames},
+	} {
+		h.wantError(h.do("POST", "/webhook", tt.body, "token", "tok-1"), 400, tt.msg)
+	}
+
+	h.data(h.do("DELETE", "/webhook", "", "token", "tok-1"), &got)
+	if got.Webhook != "" || got.SecretSet {
+		t.Fatalf("DELETE /webhook = %+v", got)
+	}
+	h.wantError(h.do("GET", "/webhook", "", "token", "nope"), 401, "invalid token")
+	h.wantError(h.do("GET", "/webhook/failed", ""), 401, "invalid admin token")
+}
+
+func TestSubscribeAcceptsWhatsmeowEventNames(t *testing.T) {
+	got, err := shared.ParseEvents([]string{"callOffer", "UndecryptableMessage", "Message", "Connected", "GroupInfo", "message"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != "CallOffer,UndecryptableMessage,Message,Connected,GroupInfo" {
+		t.Fatalf("ParseEvents = %q", got)
+	}
+	if !shared.SubscribedTo(got, shared.EventCall, "CallOffer") || shared.SubscribedTo(got, shared.EventCall, "CallTerminate") {
+		t.Error("CallOffer selects exactly CallOffer")
+	}
+	if !shared.SubscribedTo([]string{"Receipt"}, shared.EventReadReceipt, "Receipt") {
+		t.Error("Receipt selects receipts")
+	}
+}

@@ -1,0 +1,156 @@
+package shared
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// The webhooks area: events of a session, the outbox they wait in until a
+// receiver has them, and the dead letters of events no receiver took.
+
+// Payload formats of deliveries (Session.WebhookFormat).
+const (
+	// WebhookFormatForm is WaGo's: a form body with token and jsonData.
+	WebhookFormatForm = "form"
+	// WebhookFormatJSON is a JSON body: {"type","event","state"?,"token","id","timestamp"}.
+	WebhookFormatJSON = "json"
+)
+
+// Event is one whatsmeow event of a session, as it waits in the outbox.
+type Event struct {
+	// ID is the event's stable identity, the webhook-id of every attempt:
+	// derived from the message ID for messages and receipts (so a message
+	// that WhatsApp redelivers after a crash is one event), random otherwise.
+	ID    string `json:"id"`
+	Token string `json:"token"`
+	// Seq numbers the token's events in the order they happened; the
+	// outbox assigns it on Append (1, 2, ...).
+	Seq int64 `json:"seq"`
+	// Class is the subscription class (EventMessage, ...; "" for types no
+	// class carries) and Type the whatsmeow event type name (the "type" of
+	// the payload: Receipt is "ReadReceipt", as WaGo names it).
+	Class string `json:"class"`
+	Type  string `json:"type"`
+	// State is WaGo's extra field of receipts (Delivered, Read, ReadSelf)
+	// and presence (online, offline).
+	State string `json:"state,omitempty"`
+	// Data is the whatsmeow event as JSON.
+	Data json.RawMessage `json:"data"`
+	Time time.Time       `json:"time"`
+}
+
+// Delivery is an event in the outbox with its delivery state.
+type Delivery struct {
+	Event
+	// Attempts counts the attempts made so far.
+	Attempts int `json:"attempts"`
+	// NextAt is when the next attempt is due.
+	NextAt time.Time `json:"nextAt"`
+	// LastError says why the last attempt failed (no internals of wago;
+	// the receiver's status or the network error class).
+	LastError string `json:"lastError,omitempty"`
+	// Receipt is the outbox's handle of this delivery (a stream entry ID);
+	// opaque to the worker.
+	Receipt string `json:"-"`
+}
+
+// Outbox keeps events until a receiver has them. Append is durable before
+// it returns; the delivery worker takes due deliveries with Next and ends
+// each with Done, Retry or Bury. Implementations: sqlite (embedded) and
+// redisbus (a Redis Stream with a consumer group).
+type Outbox interface {
+	// Append stores ev, assigning its Seq. An event whose ID is already
+	// stored is not stored again (nil error).
+	Append(ctx context.Context, ev *Event) error
+	// Next returns up to max deliveries that are due, in the order of their
+	// tokens' sequences, waiting up to wait for one. A delivery returned is
+	// not returned again until it is retried, or until the process that
+	// took it is gone.
+	Next(ctx context.Context, max int, wait time.Duration) ([]Delivery, error)
+	// Done removes a delivered (or dropped) event.
+	Done(ctx context.Context, d Delivery) error
+	// Retry schedules the next attempt of d at d.NextAt, with d.Attempts
+	// and d.LastError recorded.
+	Retry(ctx context.Context, d Delivery) error
+	// Bury moves d to the dead letters.
+	Bury(ctx context.Context, d Delivery) error
+	DeadLetters
+}
+
+// DeadLetters are the events that failed their last attempt.
+type DeadLetters interface {
+	// Failed lists up to limit dead letters, oldest first; token filters
+	// them when not empty.
+	Failed(ctx context.Context, token string, limit int) ([]Delivery, error)
+	// Replay moves the dead letters named by ids (all of token's when ids
+	// is empty and token is not; every one when both are empty) back to
+	// the outbox, due now with their attempts reset, and returns how many.
+	Replay(ctx context.Context, token string, ids []string) (int, error)
+}
+
+// WebhookSettings is what the connector needs of a row to emit its events.
+type WebhookSettings struct {
+	Webhook string   `json:"webhook"`
+	Events  []string `json:"events"`
+}
+
+// OpReloadSession tells the connector that a token's row changed (its
+// webhook or subscription): a running client picks up the new settings at
+// once. It answers nil when no client runs.
+var OpReloadSession = NewOp[WebhookSettings, Empty]("session.reload", LaneQuery)
+
+// CheckWebhookURL validates a receiver's URL: absolute http or https, with
+// a host. Empty is valid (no webhook).
+func CheckWebhookURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return Errorf(EINVALID, "invalid WebhookURL: use an http:// or https:// URL without credentials")
+	}
+	return nil
+}
+
+// CheckWebhookSecret validates a Standard Webhooks secret: "whsec_" and the
+// base64 of 24 to 64 random bytes. Empty is valid (the global secret).
+func CheckWebhookSecret(secret string) error {
+	if secret == "" {
+		return nil
+	}
+	key, err := WebhookKey(secret)
+	if err != nil || len(key) < 24 || len(key) > 64 {
+		return Errorf(EINVALID, "invalid Secret: use whsec_ followed by the base64 of 24 to 64 random bytes")
+	}
+	return nil
+}
+
+// WebhookKey returns the HMAC key of a whsec_ secret.
+func WebhookKey(secret string) ([]byte, error) {
+	raw, ok := strings.CutPrefix(secret, "whsec_")
+	if !ok {
+		return nil, Errorf(EINVALID, "a webhook secret starts with whsec_")
+	}
+	key, err := base64.StdEncoding.DecodeString(raw)
+	if err != nil {
+		return nil, Wrap(err, EINVALID, "a webhook secret is whsec_ and base64")
+	}
+	return key, nil
+}
+
+// CheckWebhookFormat validates a payload format name (empty: the default).
+func CheckWebhookFormat(f string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(f)) {
+	case "":
+		return "", nil
+	case WebhookFormatForm:
+		return WebhookFormatForm, nil
+	case WebhookFormatJSON:
+		return WebhookFormatJSON, nil
+	}
+	return "", Errorf(EINVALID, "invalid Format: use form or json")
+}
