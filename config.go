@@ -15,7 +15,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wago-gw/wago/shared"
 	"github.com/wago-gw/wago/shared/redisbus"
+	"github.com/wago-gw/wago/shared/webhook"
 )
 
 // The defaults of Config, named so that the README's table, the code and
@@ -117,6 +119,25 @@ type Config struct {
 	// equal on every api and connector.
 	Shards int
 
+	// WebhookSecret is WAGO_WEBHOOK_SECRET: the whsec_ secret that signs
+	// the deliveries of tokens without their own. Empty: those are unsigned.
+	WebhookSecret string
+	// WebhookFormat is WAGO_WEBHOOK_FORMAT: form (WaGo's) or json, for the
+	// tokens without their own.
+	WebhookFormat string
+	// WebhookRetrySchedule is WAGO_WEBHOOK_RETRY_SCHEDULE: the delays before
+	// each retry, comma-separated (see retrySchedule); after the last, an
+	// event becomes a dead letter. Empty: webhook.DefaultSchedule.
+	WebhookRetrySchedule string
+	// WebhookTimeout is WAGO_WEBHOOK_TIMEOUT: how long one delivery may take.
+	WebhookTimeout time.Duration
+	// WebhookConcurrency is WAGO_WEBHOOK_CONCURRENCY: the deliveries in
+	// flight to one receiver (scheme and host) at most.
+	WebhookConcurrency int
+	// WebhookDenyPrivate is WAGO_WEBHOOK_DENY_PRIVATE: refuse receivers on
+	// loopback, private and link-local addresses (checked after DNS).
+	WebhookDenyPrivate bool
+
 	// WhatsAppAddr is WAGO_WHATSAPP_ADDR, a test hook: the host:port every
 	// WhatsApp connection dials in plain TCP.
 	WhatsAppAddr string
@@ -141,6 +162,9 @@ func defaultConfig() Config {
 		DynamoDBCreateTable: true,
 		TokenCacheTTL:       defaultTokenCacheTTL,
 		Shards:              defaultShards,
+		WebhookFormat:       shared.WebhookFormatForm,
+		WebhookTimeout:      webhook.DefaultTimeout,
+		WebhookConcurrency:  webhook.DefaultConcurrency,
 	}
 }
 
@@ -250,6 +274,46 @@ var settings = []setting{
 	{name: "WAGO_SHARDS",
 		load:  func(c *Config, v string) error { return loadInt(&c.Shards, v) },
 		check: func(c *Config) error { return checkRange(c.Shards, 1, redisbus.MaxShards) }},
+	{name: "WAGO_WEBHOOK_SECRET", secret: true,
+		load: func(c *Config, v string) error { c.WebhookSecret = v; return nil },
+		check: func(c *Config) error {
+			if shared.CheckWebhookSecret(c.WebhookSecret) != nil {
+				return errors.New("must be whsec_ followed by the base64 of 24 to 64 random bytes")
+			}
+			return nil
+		}},
+	{name: "WAGO_WEBHOOK_FORMAT",
+		load: func(c *Config, v string) error {
+			f, err := shared.CheckWebhookFormat(v)
+			if err != nil {
+				return errors.New("must be form or json")
+			}
+			c.WebhookFormat = f
+			return nil
+		}},
+	{name: "WAGO_WEBHOOK_RETRY_SCHEDULE",
+		load: func(c *Config, v string) error {
+			if _, err := parseSchedule(v); err != nil {
+				return err
+			}
+			c.WebhookRetrySchedule = v
+			return nil
+		}},
+	{name: "WAGO_WEBHOOK_TIMEOUT",
+		load:  func(c *Config, v string) error { return loadDuration(&c.WebhookTimeout, v) },
+		check: func(c *Config) error { return checkPositive(c.WebhookTimeout) }},
+	{name: "WAGO_WEBHOOK_CONCURRENCY",
+		load:  func(c *Config, v string) error { return loadInt(&c.WebhookConcurrency, v) },
+		check: func(c *Config) error { return checkRange(c.WebhookConcurrency, 1, 1024) }},
+	{name: "WAGO_WEBHOOK_DENY_PRIVATE",
+		load: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return errors.New("must be true or false")
+			}
+			c.WebhookDenyPrivate = b
+			return nil
+		}},
 	{name: "WAGO_WHATSAPP_ADDR",
 		load: func(c *Config, v string) error { c.WhatsAppAddr = v; return nil },
 		check: func(c *Config) error {
@@ -349,6 +413,29 @@ func (c Config) KeyStore() string {
 		return c.WhatsmeowDB
 	}
 	return filepath.Join(c.DataDir, "whatsmeow.db")
+}
+
+// retrySchedule returns WebhookRetrySchedule as durations (nil: the
+// default schedule).
+func (c Config) retrySchedule() []time.Duration {
+	if c.WebhookRetrySchedule == "" {
+		return nil
+	}
+	s, _ := parseSchedule(c.WebhookRetrySchedule)
+	return s
+}
+
+// parseSchedule reads a comma-separated list of durations, none negative.
+func parseSchedule(v string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, part := range strings.Split(v, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil || d < 0 {
+			return nil, errors.New("must be a comma-separated list of durations such as 5s,5m,30m")
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // slogLevel returns LogLevel as a slog level (info when it is invalid,

@@ -143,6 +143,12 @@ func TestConfigValues(t *testing.T) {
 		"WAGO_SHARDS":                   "1024",
 		"WAGO_WHATSAPP_ADDR":            "[::1]:5222",
 		"WAGO_WHATSAPP_ROOT_KEY":        strings.Repeat("ab", 32),
+		"WAGO_WEBHOOK_SECRET":           "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		"WAGO_WEBHOOK_FORMAT":           "JSON",
+		"WAGO_WEBHOOK_RETRY_SCHEDULE":   "0s, 100ms,1s",
+		"WAGO_WEBHOOK_TIMEOUT":          "2s",
+		"WAGO_WEBHOOK_CONCURRENCY":      "3",
+		"WAGO_WEBHOOK_DENY_PRIVATE":     "true",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -155,6 +161,9 @@ func TestConfigValues(t *testing.T) {
 		RedisURL: "rediss://:secret@redis.example:6380/2?pool_size=5", DynamoDBTable: "wago.prod-sessions_1",
 		DynamoDBEndpoint: "http://127.0.0.1:8000", DynamoDBCreateTable: false, TokenCacheTTL: 0, Shards: 1024,
 		WhatsAppAddr: "[::1]:5222", WhatsAppRootKey: strings.Repeat("ab", 32),
+		WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", WebhookFormat: "json",
+		WebhookRetrySchedule: "0s, 100ms,1s", WebhookTimeout: 2 * time.Second, WebhookConcurrency: 3,
+		WebhookDenyPrivate: true,
 	}
 	if c != want {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
@@ -201,6 +210,16 @@ func TestConfigErrors(t *testing.T) {
 			want: []string{`WAGO_WA_VERSION: must be a WhatsApp Web version`}},
 		{name: "WA version zero", env: map[string]string{"WAGO_WA_VERSION": "0.0.0"},
 			want: []string{`WAGO_WA_VERSION: must be a WhatsApp Web version`, `is zero`}},
+		{name: "webhook secret", env: map[string]string{"WAGO_WEBHOOK_SECRET": "not-a-whsec-secret"},
+			want: []string{`WAGO_WEBHOOK_SECRET: must be whsec_ followed by the base64`}, hidden: "not-a-whsec-secret"},
+		{name: "webhook timeout zero", env: map[string]string{"WAGO_WEBHOOK_TIMEOUT": "0s"},
+			want: []string{`WAGO_WEBHOOK_TIMEOUT: must be more than 0, got 0s`}},
+		{name: "webhook concurrency zero", env: map[string]string{"WAGO_WEBHOOK_CONCURRENCY": "0"},
+			want: []string{`WAGO_WEBHOOK_CONCURRENCY: must be from 1 to 1024, got 0`}},
+		{name: "webhook schedule", env: map[string]string{"WAGO_WEBHOOK_RETRY_SCHEDULE": "5s,soon"},
+			want: []string{`WAGO_WEBHOOK_RETRY_SCHEDULE: must be a comma-separated list of durations`}},
+		{name: "webhook format", env: map[string]string{"WAGO_WEBHOOK_FORMAT": "xml"},
+			want: []string{`WAGO_WEBHOOK_FORMAT: must be form or json`}},
 		{name: "header timeout unitless", env: map[string]string{"WAGO_HTTP_READ_HEADER_TIMEOUT": "10"},
 			want: []string{`WAGO_HTTP_READ_HEADER_TIMEOUT: must be a duration such as 500ms, 10s or 2m, got "10"`}},
 		{name: "header timeout zero", env: map[string]string{"WAGO_HTTP_READ_HEADER_TIMEOUT": "0s"},

@@ -19,7 +19,9 @@ import (
 
 	"github.com/wago-gw/wago/connector"
 	"github.com/wago-gw/wago/functions"
+	"github.com/wago-gw/wago/shared"
 	"github.com/wago-gw/wago/shared/sqlite"
+	"github.com/wago-gw/wago/shared/webhook"
 )
 
 // serve runs the all-in-one process: HTTP API and connector, state in
@@ -37,16 +39,24 @@ func serve(ctx context.Context, log *slog.Logger, cfg Config) error {
 		return err
 	}
 	defer store.Close()
-	mgr, keys, err := newConnector(ctx, log, cfg, connector.Config{Store: store})
+	outbox, err := sqlite.OpenOutbox(ctx, filepath.Join(cfg.DataDir, "outbox.db"))
+	if err != nil {
+		return err
+	}
+	defer outbox.Close()
+	mgr, keys, err := newConnector(ctx, log, cfg, connector.Config{Store: store, Outbox: outbox})
 	if err != nil {
 		return err
 	}
 	defer keys.Close()
 
-	api, err := functions.New(functions.Config{Store: store, Connector: mgr, AdminToken: adminToken, Log: log.With("part", "api")})
+	api, err := functions.New(functions.Config{Store: store, Connector: mgr, AdminToken: adminToken, Log: log.With("part", "api"), DeadLetters: outbox})
 	if err != nil {
 		return err
 	}
+	hooksDone := make(chan struct{})
+	go func() { defer close(hooksDone); newWebhookWorker(log, cfg, outbox, store).Run(ctx) }()
+	defer func() { <-hooksDone }() // before the outbox closes
 	go func() {
 		start := time.Now()
 		ok, failed := mgr.Restore(ctx, nil)
@@ -55,6 +65,16 @@ func serve(ctx context.Context, log *slog.Logger, cfg Config) error {
 		}
 	}()
 	return listen(ctx, log, cfg, api, func(ctx context.Context) { mgr.Close(ctx) })
+}
+
+// newWebhookWorker returns the delivery worker of outbox, configured from
+// cfg; rows gives each token's receiver.
+func newWebhookWorker(log *slog.Logger, cfg Config, outbox shared.Outbox, rows shared.Store) *webhook.Worker {
+	return webhook.New(webhook.Config{
+		Outbox: outbox, Rows: rows, Secret: cfg.WebhookSecret, Format: cfg.WebhookFormat,
+		Schedule: cfg.retrySchedule(), Timeout: cfg.WebhookTimeout, Concurrency: cfg.WebhookConcurrency,
+		DenyPrivate: cfg.WebhookDenyPrivate, Log: log.With("part", "webhooks"),
+	})
 }
 
 // prepareDataDir creates the data directory if needed and makes sure that

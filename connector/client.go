@@ -117,7 +117,7 @@ func (m *Manager) start(ctx context.Context, s *session, row *shared.Session, re
 		cancel()
 		return nil, errStoppedMeanwhile
 	}
-	cli.AddEventHandler(func(evt any) { m.handleEvent(s, gen, cli, evt) })
+	cli.AddEventHandlerWithSuccessStatus(m.eventHandler(s, gen, cli, row))
 	if qrCh != nil {
 		go m.consumeQR(s, gen, qrCh)
 	}

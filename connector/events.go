@@ -94,6 +94,7 @@ func (m *Manager) consumeQR(s *session, gen uint64, ch <-chan whatsmeow.QRChanne
 		switch item.Event {
 		case whatsmeow.QRChannelEventCode:
 			s.setQR(gen, item.Code)
+			m.emitQR(s, item.Code)
 		case whatsmeow.QRChannelSuccess.Event:
 			s.setQR(gen, "")
 		case whatsmeow.QRChannelTimeout.Event:

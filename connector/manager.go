@@ -68,6 +68,9 @@ type Config struct {
 	// that a retried send with the same ID is not sent again after a
 	// failover; each session also remembers its last 4096 in memory.
 	SentLog SentLog
+	// Outbox, when set, receives the events that each session's webhook
+	// subscription selects, before whatsmeow acknowledges them.
+	Outbox shared.Outbox
 }
 
 func (c *Config) setDefaults() {

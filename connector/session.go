@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mau.fi/whatsmeow"
@@ -28,6 +29,8 @@ type session struct {
 	// outbox is the send lane, independent of opLock: a send never waits
 	// behind a connect.
 	outbox outbox
+	// webhook selects the events that go to the webhook outbox (webhook.go).
+	webhook atomic.Pointer[shared.WebhookSettings]
 
 	// stateLock guards the fields below.
 	stateLock sync.Mutex
