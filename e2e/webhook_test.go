@@ -1,0 +1,284 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"go.mau.fi/whatsmeow/types"
+)
+
+// hookSecret signs the test receivers' deliveries.
+const hookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// hookRequest is one delivery a test receiver got, decoded from either
+// payload format.
+type hookRequest struct {
+	ID     string // webhook-id
+	Form   bool
+	Token  string
+	Type   string
+	State  string
+	Event  json.RawMessage
+	Header http.Header
+	Body   []byte
+}
+
+// text returns the text of a Message event.
+func (h hookRequest) text() string {
+	var m struct {
+		Message struct {
+			Conversation string `json:"conversation"`
+		}
+	}
+	json.Unmarshal(h.Event, &m)
+	return m.Message.Conversation
+}
+
+// hookReceiver is a real HTTP receiver: it verifies every delivery with the
+// Standard Webhooks library and records it; while down, it answers 503.
+type hookReceiver struct {
+	t    testing.TB
+	srv  *httptest.Server
+	wh   *standardwebhooks.Webhook
+	down atomic.Bool
+
+	mu       sync.Mutex
+	got      []hookRequest // accepted (2xx) deliveries, in arrival order
+	attempts map[string]int
+}
+
+func newHookReceiver(t testing.TB) *hookReceiver {
+	wh, err := standardwebhooks.NewWebhook(hookSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &hookReceiver{t: t, wh: wh, attempts: map[string]int{}}
+	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *hookReceiver) serve(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	id := req.Header.Get("webhook-id")
+	r.mu.Lock()
+	r.attempts[id]++
+	r.mu.Unlock()
+	if r.down.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	if err := r.wh.Verify(body, req.Header); err != nil {
+		r.t.Errorf("delivery %s does not verify: %v", id, err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	h := hookRequest{ID: id, Header: req.Header.Clone(), Body: body}
+	var p struct {
+		Type  string          `json:"type"`
+		State string          `json:"state"`
+		Event json.RawMessage `json:"event"`
+		Token string          `json:"token"`
+	}
+	if req.Header.Get("Content-Type") == "application/x-www-form-urlencoded" {
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			r.t.Errorf("form body: %v", err)
+		}
+		h.Form, h.Token = true, form.Get("token")
+		if err := json.Unmarshal([]byte(form.Get("jsonData")), &p); err != nil {
+			r.t.Errorf("jsonData: %v", err)
+		}
+	} else if err := json.Unmarshal(body, &p); err != nil {
+		r.t.Errorf("JSON body: %v", err)
+	} else {
+		h.Token = p.Token
+	}
+	h.Type, h.State, h.Event = p.Type, p.State, p.Event
+	r.mu.Lock()
+	r.got = append(r.got, h)
+	r.mu.Unlock()
+}
+
+func (r *hookReceiver) received() []hookRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]hookRequest(nil), r.got...)
+}
+
+// waitText waits for the Message delivery with text and returns it.
+func (r *hookReceiver) waitText(within time.Duration, text string) hookRequest {
+	r.t.Helper()
+	var found hookRequest
+	waitFor(r.t, within, "the webhook of "+text, func() bool {
+		for _, h := range r.received() {
+			if h.Type == "Message" && h.text() == text {
+				found = h
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// sendFromContact makes the emulator's contact send text to jid.
+func sendFromContact(t testing.TB, emu interface {
+	SendTextFromContact(context.Context, types.JID, string) (string, error)
+}, jid types.JID, text string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := emu.SendTextFromContact(ctx, jid.ToNonAD(), text); err != nil {
+		t.Fatalf("contact send: %v", err)
+	}
+}
+
+// TestWebhooksEmbedded: through the real binary, a text from the contact
+// arrives signed (form, then JSON), an unsubscribed class never arrives,
+// and a receiver that is down gets everything once it is up.
+func TestWebhooksEmbedded(t *testing.T) {
+	emu := startEmulator(t)
+	recv := newHookReceiver(t)
+	env := append(embeddedEnv(emu, t.TempDir()), "WAGO_WEBHOOK_RETRY_SCHEDULE=100ms,200ms,400ms,800ms,1s,1s,1s,1s,1s,1s,1s,1s")
+	p := startWago(t, env)
+	const token = "hook-token"
+	p.ok(p.call("POST", "/session/init", `{"Name":"hook","Token":"`+token+`","Os":"linux"}`, "admintoken", adminToken), nil)
+	jid := link(t, p, emu, token)
+
+	var hook map[string]any
+	p.ok(p.call("POST", "/webhook", `{"WebhookURL":"`+recv.srv.URL+`/in","Secret":"`+hookSecret+`","Events":["Message"]}`, "token", token), &hook)
+	if hook["secretSet"] != true || hook["webhook"] != recv.srv.URL+"/in" {
+		t.Fatalf("POST /webhook answered %v", hook)
+	}
+
+	// Form (WaGo's default).
+	sendFromContact(t, emu, jid, "hello webhook")
+	h := recv.waitText(20*time.Second, "hello webhook")
+	if !h.Form || h.Token != token || h.Type != "Message" {
+		t.Fatalf("form delivery: form %v token ok %v type %q", h.Form, h.Token == token, h.Type)
+	}
+
+	// Filtering: typing is ChatPresence, not subscribed. The next message
+	// is a barrier: a token's events are first attempted in order.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := emu.SendChatPresenceFromContact(ctx, jid.ToNonAD(), true, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := emu.PushPresence(jid, emu.Contact(), true); err != nil {
+		t.Fatal(err)
+	}
+	sendFromContact(t, emu, jid, "after typing")
+	recv.waitText(20*time.Second, "after typing")
+
+	// JSON, per token.
+	p.ok(p.call("PUT", "/webhook", `{"Format":"json"}`, "token", token), nil)
+	sendFromContact(t, emu, jid, "as json")
+	h = recv.waitText(20*time.Second, "as json")
+	if h.Form || h.Token != token || h.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("JSON delivery: form %v, token ok %v, Content-Type %q", h.Form, h.Token == token, h.Header.Get("Content-Type"))
+	}
+	var j map[string]any
+	json.Unmarshal(h.Body, &j)
+	if j["id"] != h.ID || j["timestamp"] == nil || j["seq"] == nil {
+		t.Fatalf("JSON payload lacks id, seq or timestamp: %s", h.Body)
+	}
+
+	// Receiver down, then up: everything arrives.
+	recv.down.Store(true)
+	for _, text := range []string{"down 1", "down 2", "down 3"} {
+		sendFromContact(t, emu, jid, text)
+	}
+	time.Sleep(500 * time.Millisecond)
+	recv.down.Store(false)
+	for _, text := range []string{"down 1", "down 2", "down 3"} {
+		recv.waitText(20*time.Second, text)
+	}
+
+	for _, h := range recv.received() {
+		if h.Type != "Message" {
+			t.Errorf("an unsubscribed %s event arrived", h.Type)
+		}
+	}
+	seen := map[string]bool{}
+	for _, h := range recv.received() {
+		if seen[h.ID] {
+			t.Errorf("webhook-id %s accepted twice", h.ID)
+		}
+		seen[h.ID] = true
+	}
+
+	// Subscribed now, typing and presence arrive (so the filter, not a
+	// lack of events, kept them out above), presence with WaGo's state.
+	p.ok(p.call("PUT", "/webhook", `{"Events":["Message","ChatPresence","Presence"]}`, "token", token), nil)
+	if err := emu.SendChatPresenceFromContact(ctx, jid.ToNonAD(), true, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := emu.PushPresence(jid, emu.Contact(), true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "ChatPresence and Presence deliveries", func() bool {
+		var chat, presence bool
+		for _, h := range recv.received() {
+			chat = chat || h.Type == "ChatPresence"
+			presence = presence || h.Type == "Presence" && h.State == "online"
+		}
+		return chat && presence
+	})
+}
+
+// TestWebhooksSurviveKill9: deliveries pending (the receiver is down) when
+// the process is killed arrive after the restart, with the webhook-id of
+// their first attempts.
+func TestWebhooksSurviveKill9(t *testing.T) {
+	emu := startEmulator(t)
+	recv := newHookReceiver(t)
+	dataDir := t.TempDir()
+	env := append(embeddedEnv(emu, dataDir), "WAGO_WEBHOOK_RETRY_SCHEDULE=200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms")
+	p := startWago(t, env)
+	const token = "kill-token"
+	p.ok(p.call("POST", "/session/init", `{"Name":"kill","Token":"`+token+`","Os":"linux"}`, "admintoken", adminToken), nil)
+	jid := link(t, p, emu, token)
+	p.ok(p.call("POST", "/webhook", `{"WebhookURL":"`+recv.srv.URL+`","Secret":"`+hookSecret+`","Events":["Message"]}`, "token", token), nil)
+
+	recv.down.Store(true)
+	texts := []string{"pending 1", "pending 2", "pending 3"}
+	for _, text := range texts {
+		sendFromContact(t, emu, jid, text)
+	}
+	// Every event was attempted at least once (so it was in the outbox).
+	var before []string
+	waitFor(t, 20*time.Second, "a first attempt of each event", func() bool {
+		recv.mu.Lock()
+		defer recv.mu.Unlock()
+		before = before[:0]
+		for id := range recv.attempts {
+			before = append(before, id)
+		}
+		return len(before) >= len(texts)
+	})
+	p.kill()
+
+	recv.down.Store(false)
+	startWago(t, env)
+	for _, text := range texts {
+		h := recv.waitText(30*time.Second, text)
+		found := false
+		for _, id := range before {
+			found = found || id == h.ID
+		}
+		if !found {
+			t.Errorf("%q arrived with webhook-id %s, which no attempt before the kill had", text, h.ID)
+		}
+	}
+}
