@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/wago-gw/wago/connector"
+	"github.com/wago-gw/wago/shared/cachedstore"
 	"github.com/wago-gw/wago/shared/redisbus"
 )
 
@@ -25,9 +26,10 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 	}
 	defer rdb.Close()
 	pub := redisbus.NewStatePublisher(rdb, redisbus.PublisherConfig{Logger: log.With("part", "publisher")})
+	outbox := redisbus.NewOutbox(rdb, "", "")
 	mgr, keys, err := newConnector(ctx, log, cfg, connector.Config{
 		Store: rows, OnState: pub.Publish, OnDelete: pub.Forget,
-		SentLog: redisbus.NewSentLog(rdb, ""),
+		SentLog: redisbus.NewSentLog(rdb, ""), Outbox: outbox,
 	})
 	if err != nil {
 		return err
@@ -58,11 +60,18 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 	pubCtx, stopPub := context.WithCancel(context.Background())
 	wg.Add(1)
 	go func() { defer wg.Done(); pub.Run(pubCtx) }()
+	hooksCtx, stopHooks := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		newWebhookWorker(log, cfg, outbox, cachedstore.New(rows, cfg.TokenCacheTTL, 0)).Run(hooksCtx)
+	}()
 	log.Info("connector running", "shards", cfg.Shards)
 	err = srv.Run(ctx) // returns after releasing every shard, which stops their sockets
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	mgr.Close(sctx)
+	stopHooks() // after the sockets: no event is queued any more
 	stopPub()
 	wg.Wait()
 	if err != nil && ctx.Err() == nil {

@@ -67,6 +67,8 @@ func api(ctx context.Context, log *slog.Logger, cfg Config) error {
 		Connector:  redisbus.NewClient(rdb, redisbus.ClientConfig{Shards: cfg.Shards}),
 		AdminToken: cfg.AdminToken,
 		Log:        log.With("part", "api"),
+		// The dead letters of the connectors' webhook outbox.
+		DeadLetters: redisbus.NewOutbox(rdb, "", ""),
 	})
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,8 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"go.mau.fi/whatsmeow/types"
+
+	"github.com/wago-gw/wago/connector/waemu"
 )
 
 // hookSecret signs the test receivers' deliveries.
@@ -281,4 +284,74 @@ func TestWebhooksSurviveKill9(t *testing.T) {
 			t.Errorf("%q arrived with webhook-id %s, which no attempt before the kill had", text, h.ID)
 		}
 	}
+}
+
+// redisDBWebhooks is the Redis database of the distributed webhook test.
+const redisDBWebhooks = 7
+
+// TestWebhooksDistributed: with the API and a connector apart, a text from
+// the contact arrives signed; deliveries pending when the connector is
+// killed arrive from the next connector with the same webhook-id; the API
+// lists and replays dead letters.
+func TestWebhooksDistributed(t *testing.T) {
+	e := newDistEnv(t, redisDBWebhooks)
+	emu := startEmulator(t)
+	recv := newHookReceiver(t)
+	schedule := "WAGO_WEBHOOK_RETRY_SCHEDULE=200ms" + strings.Repeat(",200ms", 60)
+	api := startDistAPI(t, e)
+	keysDir := t.TempDir()
+	conn := startConnectorWithEnv(t, e, emu, keysDir, schedule)
+	const token = "dist-hook-token"
+	distInit(api, "dist-hook", token)
+	jid := distLink(t, api, emu, token)
+	api.ok(api.call("POST", "/webhook", `{"WebhookURL":"`+recv.srv.URL+`","Secret":"`+hookSecret+`","Events":["Message"]}`, "token", token), nil)
+
+	sendFromContact(t, emu, jid, "distributed hello")
+	if h := recv.waitText(20*time.Second, "distributed hello"); !h.Form || h.Token != token {
+		t.Fatalf("delivery: form %v, token ok %v", h.Form, h.Token == token)
+	}
+
+	// Kill -9 the connector with deliveries pending.
+	recv.down.Store(true)
+	texts := []string{"dist pending 1", "dist pending 2"}
+	for _, text := range texts {
+		sendFromContact(t, emu, jid, text)
+	}
+	var before []string
+	waitFor(t, 20*time.Second, "a first attempt of each event", func() bool {
+		recv.mu.Lock()
+		defer recv.mu.Unlock()
+		before = before[:0]
+		for id := range recv.attempts {
+			before = append(before, id)
+		}
+		return len(before) >= 1+len(texts)
+	})
+	conn.kill()
+	recv.down.Store(false)
+	startConnectorWithEnv(t, e, emu, keysDir, schedule)
+	for _, text := range texts {
+		h := recv.waitText(60*time.Second, text)
+		found := false
+		for _, id := range before {
+			found = found || id == h.ID
+		}
+		if !found {
+			t.Errorf("%q arrived with webhook-id %s, which no attempt before the kill had", text, h.ID)
+		}
+	}
+}
+
+// startConnectorWithEnv is startConnector with extra environment.
+func startConnectorWithEnv(tb testing.TB, e distEnv, emu *waemu.Server, dataDir string, extra ...string) *proc {
+	tb.Helper()
+	env := append(e.distProcEnv(),
+		"WAGO_DATA_DIR="+dataDir,
+		"WAGO_WHATSMEOW_DB=",
+		"WAGO_WHATSAPP_ADDR="+emu.Addr(),
+		"WAGO_WHATSAPP_ROOT_KEY="+emu.RootPublicKeyHex(),
+	)
+	p := spawn(tb, "connector", append(env, extra...), "connector")
+	p.waitReady("to log that it runs", func() bool { return strings.Contains(p.logBuf.String(), "connector running") })
+	return p
 }
