@@ -355,3 +355,155 @@ func startConnectorWithEnv(tb testing.TB, e distEnv, emu *waemu.Server, dataDir 
 	p.waitReady("to log that it runs", func() bool { return strings.Contains(p.logBuf.String(), "connector running") })
 	return p
 }
+
+// waitType waits for a delivery of type typ that match accepts.
+func (r *hookReceiver) waitType(within time.Duration, typ string, match func(hookRequest) bool) hookRequest {
+	r.t.Helper()
+	var found hookRequest
+	waitFor(r.t, within, "a "+typ+" webhook", func() bool {
+		for _, h := range r.received() {
+			if h.Type == typ && (match == nil || match(h)) {
+				found = h
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// TestWebhookEventKinds: an image is described (download fields, no
+// bytes), a read receipt carries WaGo's state, a call offer, a reconnect's
+// Connected and a server-side removal's LoggedOut arrive.
+func TestWebhookEventKinds(t *testing.T) {
+	emu := startEmulator(t)
+	recv := newHookReceiver(t)
+	p := startWago(t, embeddedEnv(emu, t.TempDir()))
+	const token = "kinds-token"
+	p.ok(p.call("POST", "/session/init", `{"Name":"kinds","Token":"`+token+`","Os":"linux"}`, "admintoken", adminToken), nil)
+	jid := link(t, p, emu, token)
+	p.ok(p.call("POST", "/webhook", `{"WebhookURL":"`+recv.srv.URL+`","Secret":"`+hookSecret+`","Events":["All"],"Format":"json"}`, "token", token), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// An image: described by its download fields, never inlined.
+	img := make([]byte, 4096)
+	for i := range img {
+		img[i] = byte(i * 7)
+	}
+	if _, err := emu.SendImageFromContact(ctx, jid.ToNonAD(), img, "image/jpeg", "a picture"); err != nil {
+		t.Fatal(err)
+	}
+	h := recv.waitType(20*time.Second, "Message", func(h hookRequest) bool { return strings.Contains(string(h.Event), "imageMessage") })
+	var m struct {
+		Message struct {
+			ImageMessage struct {
+				URL, DirectPath, Mimetype, Caption string
+				MediaKey, FileEncSHA256            []byte
+			} `json:"imageMessage"`
+		}
+	}
+	json.Unmarshal(h.Event, &m)
+	im := m.Message.ImageMessage
+	if im.DirectPath == "" || len(im.MediaKey) == 0 || len(im.FileEncSHA256) == 0 || im.Mimetype != "image/jpeg" || im.Caption != "a picture" {
+		t.Errorf("image described as %s", h.Event)
+	}
+	if len(h.Body) > 3000 {
+		t.Errorf("the image delivery is %d bytes: the image looks inlined", len(h.Body))
+	}
+
+	// A read receipt of a message wago sent.
+	var sent struct{ Id string }
+	p.ok(p.call("POST", "/send/text", `{"Phone":"`+emu.Contact().User+`","Body":"read me"}`, "token", token), &sent)
+	if err := emu.MarkReadFromContact(ctx, jid.ToNonAD(), sent.Id); err != nil {
+		t.Fatal(err)
+	}
+	if sent.Id == "" {
+		t.Fatal("/send/text answered no id")
+	}
+	defer func() {
+		if t.Failed() {
+			for _, h := range recv.received() {
+				t.Logf("received %s %s %.300s", h.Type, h.State, h.Event)
+			}
+		}
+	}()
+	recv.waitType(20*time.Second, "ReadReceipt", func(h hookRequest) bool {
+		return h.State == "Read" && strings.Contains(string(h.Event), sent.Id)
+	})
+
+	// A call offer.
+	if err := emu.PushCallOffer(jid, emu.Contact(), "CALL-1"); err != nil {
+		t.Fatal(err)
+	}
+	recv.waitType(20*time.Second, "CallOffer", func(h hookRequest) bool { return strings.Contains(string(h.Event), "CALL-1") })
+
+	// A reconnect.
+	p.ok(p.call("POST", "/session/disconnect", "", "token", token), nil)
+	p.ok(p.call("POST", "/session/connect", `{"Immediate":false}`, "token", token), nil)
+	recv.waitType(20*time.Second, "Connected", nil)
+
+	// A server-side removal.
+	if err := emu.RemoveDevice(jid); err != nil {
+		t.Fatal(err)
+	}
+	recv.waitType(20*time.Second, "LoggedOut", nil)
+}
+
+// TestWebhookDeadLettersAndReplay: an event that fails every attempt is
+// listed by GET /webhook/failed (admin) and delivered by POST
+// /webhook/replay once the receiver is back; a 410 removes the webhook.
+func TestWebhookDeadLettersAndReplay(t *testing.T) {
+	emu := startEmulator(t)
+	recv := newHookReceiver(t)
+	p := startWago(t, append(embeddedEnv(emu, t.TempDir()), "WAGO_WEBHOOK_RETRY_SCHEDULE=50ms,50ms"))
+	const token = "dead-token"
+	p.ok(p.call("POST", "/session/init", `{"Name":"dead","Token":"`+token+`","Os":"linux"}`, "admintoken", adminToken), nil)
+	jid := link(t, p, emu, token)
+	p.ok(p.call("POST", "/webhook", `{"WebhookURL":"`+recv.srv.URL+`","Secret":"`+hookSecret+`","Events":["Message"]}`, "token", token), nil)
+
+	recv.down.Store(true)
+	sendFromContact(t, emu, jid, "doomed")
+	var failed struct {
+		Failed []struct {
+			ID, Token, Type, LastError string
+			Attempts                   int
+		}
+		Count int
+	}
+	waitFor(t, 20*time.Second, "a dead letter", func() bool {
+		p.ok(p.call("GET", "/webhook/failed?token="+token, "", "admintoken", adminToken), &failed)
+		return failed.Count == 1
+	})
+	f := failed.Failed[0]
+	if f.Type != "Message" || f.Attempts != 3 || f.LastError != "receiver answered 503" || f.Token != token {
+		t.Fatalf("dead letter %+v", f)
+	}
+	if a := p.call("GET", "/webhook/failed", "", "token", token); a.Status != 401 {
+		t.Fatalf("GET /webhook/failed with a session token: %d", a.Status)
+	}
+	recv.down.Store(false)
+	var replay struct{ Replayed int }
+	p.ok(p.call("POST", "/webhook/replay", `{"ids":["`+f.ID+`"]}`, "admintoken", adminToken), &replay)
+	if replay.Replayed != 1 {
+		t.Fatalf("replayed %d", replay.Replayed)
+	}
+	if h := recv.waitText(20*time.Second, "doomed"); h.ID != f.ID {
+		t.Fatalf("replayed with webhook-id %s, dead letter %s", h.ID, f.ID)
+	}
+	p.ok(p.call("GET", "/webhook/failed", "", "admintoken", adminToken), &failed)
+	if failed.Count != 0 {
+		t.Fatalf("%d dead letters after the replay", failed.Count)
+	}
+
+	// 410 Gone: the webhook is removed.
+	gone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusGone) }))
+	defer gone.Close()
+	p.ok(p.call("POST", "/webhook", `{"WebhookURL":"`+gone.URL+`"}`, "token", token), nil)
+	sendFromContact(t, emu, jid, "to a gone receiver")
+	waitFor(t, 20*time.Second, "the webhook to be removed", func() bool {
+		var hook map[string]any
+		p.ok(p.call("GET", "/webhook", "", "token", token), &hook)
+		return hook["webhook"] == ""
+	})
+}
