@@ -191,11 +191,18 @@ func parseRootKey(s string) (*[32]byte, error) { return connector.ParseRootKey(s
 // openKeyStore opens the whatsmeow key store: a SQLite file path, or a
 // postgres:// URL.
 func openKeyStore(ctx context.Context, addr string, log *slog.Logger) (*sqlstore.Container, error) {
-	dialect, dsn := "sqlite", sqlite.DSN(addr)
+	keysLog := connector.WALogger(log.With("part", "keystore"))
+	var (
+		c   *sqlstore.Container
+		err error
+	)
 	if strings.HasPrefix(addr, "postgres://") || strings.HasPrefix(addr, "postgresql://") {
-		dialect, dsn = "postgres", addr
+		c, err = sqlstore.New(ctx, "postgres", addr, keysLog)
+	} else {
+		// One connection: writers queue in Go instead of failing with
+		// SQLITE_BUSY under load.
+		c, err = sqlite.OpenKeyStore(ctx, addr, keysLog)
 	}
-	c, err := sqlstore.New(ctx, dialect, dsn, connector.WALogger(log.With("part", "keystore")))
 	if err != nil {
 		return nil, fmt.Errorf("failed to open the whatsmeow key store: %w", err)
 	}

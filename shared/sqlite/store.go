@@ -58,9 +58,11 @@ type Store struct {
 var _ shared.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the token database at path and loads its
-// rows.
+// rows. The file is used through one connection (see openDB): writes are
+// serialised by rowsLock anyway and reads are served from memory, so a
+// second connection would only be a second writer for SQLite to arbitrate.
 func Open(ctx context.Context, path string) (*Store, error) {
-	db, err := sql.Open("sqlite", DSN(path))
+	db, err := openDB(path)
 	if err != nil {
 		return nil, fmt.Errorf("failed to open token database: %w", err)
 	}

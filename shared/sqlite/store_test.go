@@ -2,8 +2,12 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/wago-gw/wago/shared"
 	"github.com/wago-gw/wago/shared/storetest"
@@ -87,4 +91,63 @@ func BenchmarkGet(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestConcurrentWritesUnderLoad has 64 goroutines create and update rows at
+// once while every core is kept busy: every write must succeed and be in
+// the file after a reopen. The store also keeps to one connection.
+func TestConcurrentWritesUnderLoad(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "wago.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.db.Stats().MaxOpenConnections; got != 1 {
+		t.Fatalf("the token store may open %d connections, want 1", got)
+	}
+	const writers, updates = 64, 5
+	stop := burnCPU(2*runtime.NumCPU(), time.Minute)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			token := fmt.Sprintf("t%d", w)
+			if err := s.Create(ctx, &shared.Session{Name: fmt.Sprintf("n%d", w), Token: token, Os: "linux"}); err != nil {
+				errs <- fmt.Errorf("create %s: %w", token, err)
+				return
+			}
+			for u := range updates {
+				jid := fmt.Sprintf("%d:%d@s.whatsapp.net", w, u)
+				if _, err := s.Update(ctx, token, shared.SessionUpdate{JID: &jid, AutoConnect: shared.Ptr(u%2 == 0)}); err != nil {
+					errs <- fmt.Errorf("update %s: %w", token, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	stop()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	s.Close()
+
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for w := range writers {
+		got, err := s.Get(ctx, fmt.Sprintf("t%d", w))
+		if err != nil {
+			t.Fatalf("row %d after reopen: %v", w, err)
+		}
+		if want := fmt.Sprintf("%d:%d@s.whatsapp.net", w, updates-1); got.JID != want || !got.AutoConnect {
+			t.Errorf("row %d after reopen: JID %q AutoConnect %t, want %q true", w, got.JID, got.AutoConnect, want)
+		}
+	}
 }
