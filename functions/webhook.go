@@ -92,7 +92,7 @@ func (req *webhookRequest) update(needURL bool) (shared.SessionUpdate, error) {
 		return u, shared.Errorf(shared.EINVALID, "missing WebhookURL: an http:// or https:// URL")
 	}
 	if req.Secret != nil {
-		v := strings.TrimSpace(*req.Secret)
+		v := strings.Join(strings.Fields(*req.Secret), " ")
 		if err := shared.CheckWebhookSecret(v); err != nil {
 			return u, err
 		}

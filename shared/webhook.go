@@ -116,15 +116,23 @@ func CheckWebhookURL(raw string) error {
 	return nil
 }
 
+// maxWebhookSecrets bounds the secrets that sign at once (a rotation).
+const maxWebhookSecrets = 3
+
 // CheckWebhookSecret validates a Standard Webhooks secret: "whsec_" and the
-// base64 of 24 to 64 random bytes. Empty is valid (the global secret).
+// base64 of 24 to 64 random bytes; during a rotation, up to three of them
+// separated by spaces (each signs every delivery). Empty is valid (the
+// global secret).
 func CheckWebhookSecret(secret string) error {
-	if secret == "" {
-		return nil
+	secrets := strings.Fields(secret)
+	if len(secrets) > maxWebhookSecrets {
+		return Errorf(EINVALID, "invalid Secret: at most %d secrets, separated by spaces", maxWebhookSecrets)
 	}
-	key, err := WebhookKey(secret)
-	if err != nil || len(key) < 24 || len(key) > 64 {
-		return Errorf(EINVALID, "invalid Secret: use whsec_ followed by the base64 of 24 to 64 random bytes")
+	for _, s := range secrets {
+		key, err := WebhookKey(s)
+		if err != nil || len(key) < 24 || len(key) > 64 {
+			return Errorf(EINVALID, "invalid Secret: use whsec_ followed by the base64 of 24 to 64 random bytes")
+		}
 	}
 	return nil
 }

@@ -31,6 +31,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -390,7 +391,7 @@ func (w *Worker) attempt(ctx context.Context, row *shared.Session, d shared.Deli
 	req.Header.Set("webhook-id", d.ID)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
 	if secret != "" {
-		sig, err := Sign(secret, d.ID, ts, body)
+		sig, err := SignAll(secret, d.ID, ts, body)
 		if err != nil {
 			return outcome{why: "invalid webhook secret"}
 		}
@@ -443,6 +444,21 @@ func netCause(err error) string {
 		return "DNS lookup failed"
 	}
 	return "network error"
+}
+
+// SignAll returns the webhook-signature header of a delivery signed with
+// each of the space-separated secrets (a rotation): their signatures,
+// separated by spaces.
+func SignAll(secrets, id string, timestamp int64, body []byte) (string, error) {
+	var sigs []string
+	for _, s := range strings.Fields(secrets) {
+		sig, err := Sign(s, id, timestamp, body)
+		if err != nil {
+			return "", err
+		}
+		sigs = append(sigs, sig)
+	}
+	return strings.Join(sigs, " "), nil
 }
 
 // Sign returns the webhook-signature header of a delivery: "v1," and the

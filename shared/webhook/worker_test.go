@@ -256,3 +256,32 @@ func TestAppendIgnoresAKnownID(t *testing.T) {
 		t.Fatalf("the next event got Seq %d (%v), want 2: a duplicate must not use a number", next.Seq, err)
 	}
 }
+
+func TestRotationSignsWithEverySecret(t *testing.T) {
+	const next = "whsec_bmV4dC1zZWNyZXQtb2YtdGhlLXJvdGF0aW9uLTEyMzQ="
+	if err := shared.CheckWebhookSecret(next + " " + secret); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"type":"Message"}`)
+	ts := time.Now()
+	sig, err := webhook.SignAll(next+" "+secret, "evt_1", ts.Unix(), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	h.Set("webhook-id", "evt_1")
+	h.Set("webhook-timestamp", fmt.Sprint(ts.Unix()))
+	h.Set("webhook-signature", sig)
+	for _, s := range []string{secret, next} {
+		wh, err := standardwebhooks.NewWebhook(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wh.Verify(body, h); err != nil {
+			t.Errorf("a receiver with one of the secrets cannot verify: %v", err)
+		}
+	}
+	if err := shared.CheckWebhookSecret(next + " " + secret + " " + next + " " + secret); err == nil {
+		t.Error("four secrets accepted")
+	}
+}
