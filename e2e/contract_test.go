@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 	waLog "go.mau.fi/whatsmeow/util/log"
 
@@ -63,7 +62,7 @@ func openManager(t *testing.T, dir string, emu *waemu.Server, addr string, tweak
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := sqlstore.New(ctx, "sqlite", sqlite.DSN(filepath.Join(dir, "whatsmeow.db")), waLog.Noop)
+	keys, err := sqlite.OpenKeyStore(ctx, filepath.Join(dir, "whatsmeow.db"), waLog.Noop)
 	if err != nil {
 		t.Fatal(err)
 	}
