@@ -45,12 +45,17 @@ test-go:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...
 
 # bench runs the embedded server's wrk benchmarks (RUNS=5 DURATION=10s by
-# default) and the Go benchmarks.
+# default) and the Go benchmarks, the send path's last: /send/text latency
+# at an open-loop 200 msgs/s and the closed-loop maximum, embedded and
+# distributed (WAGO_BENCH_SEND_DURATION=10s), and the RSS growth of 50 MiB
+# of images.
 bench: services
 	set -a && . $(SERVICES)/env && set +a && .ci/bench
 	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench . -benchtime 2s ./shared/...
 	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench 'LambdaColdStart' -benchtime 10x ./e2e/
 	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench 'Sessions' -benchtime 1x -timeout 60m ./e2e/
+	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench '^BenchmarkSendText$$' -benchtime 1x -timeout 15m ./e2e/
+	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench '^BenchmarkSendMediaRSS$$' -benchtime 1x -timeout 10m ./e2e/
 
 fmt:
 	gofmt -w .

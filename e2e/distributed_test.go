@@ -22,6 +22,8 @@ const (
 	redisDBDistributedLifecycle = 13
 	redisDBConnectorKilled      = 14
 	redisDBConnectorHungStop    = 12
+	redisDBSendConnectorKilled  = 11
+	redisDBSendBench            = 10
 )
 
 // TestDistributedLifecycle drives the documented lifecycle through the real
