@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -283,5 +284,42 @@ func TestRotationSignsWithEverySecret(t *testing.T) {
 	}
 	if err := shared.CheckWebhookSecret(next + " " + secret + " " + next + " " + secret); err == nil {
 		t.Error("four secrets accepted")
+	}
+}
+
+func TestDenyPrivateRefusesLoopbackAfterDNS(t *testing.T) {
+	r := newReceiver(t, nil)
+	dir := t.TempDir()
+	outbox, err := sqlite.OpenOutbox(t.Context(), filepath.Join(dir, "outbox.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := sqlite.Open(t.Context(), filepath.Join(dir, "wago.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// localhost resolves to loopback: the check runs on the dialled address.
+	url := strings.Replace(r.URL, "127.0.0.1", "localhost", 1)
+	if err := rows.Create(t.Context(), &shared.Session{Name: "n", Token: "tok", Os: "x", Webhook: url}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	w := webhook.New(webhook.Config{Outbox: outbox, Rows: rows, Schedule: []time.Duration{}, DenyPrivate: true})
+	go func() { defer close(done); w.Run(ctx) }()
+	defer func() { cancel(); <-done; outbox.Close(); rows.Close() }()
+	if err := outbox.Append(t.Context(), &shared.Event{ID: "evt_p", Token: "tok", Type: "Message", Data: json.RawMessage(`{}`), Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	var dead []shared.Delivery
+	waitFor(t, "a dead letter", func() bool {
+		dead, _ = outbox.Failed(t.Context(), "tok", 1)
+		return len(dead) == 1
+	})
+	if dead[0].LastError != "receiver address is private (refused by configuration)" {
+		t.Errorf("LastError %q", dead[0].LastError)
+	}
+	if n := len(r.requests()); n != 0 {
+		t.Errorf("the private receiver got %d requests", n)
 	}
 }
