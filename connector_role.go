@@ -26,7 +26,10 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 	}
 	defer rdb.Close()
 	pub := redisbus.NewStatePublisher(rdb, redisbus.PublisherConfig{Logger: log.With("part", "publisher")})
-	outbox := redisbus.NewOutbox(rdb, "", "")
+	// The outbox delivers the events of the shards srv owns (srv is set
+	// before the delivery worker starts).
+	var srv *redisbus.Server
+	outbox := redisbus.NewOutbox(rdb, redisbus.OutboxConfig{Shards: cfg.Shards, Owned: func() []int { return srv.Owned() }})
 	mgr, keys, err := newConnector(ctx, log, cfg, connector.Config{
 		Store: rows, OnState: pub.Publish, OnDelete: pub.Forget,
 		SentLog: redisbus.NewSentLog(rdb, ""), Outbox: outbox,
@@ -38,7 +41,7 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 	inShard := func(shard int) func(string) bool {
 		return func(token string) bool { return redisbus.ShardOf(token, cfg.Shards) == shard }
 	}
-	srv := redisbus.NewServer(rdb, mgr, redisbus.ServerConfig{
+	srv = redisbus.NewServer(rdb, mgr, redisbus.ServerConfig{
 		Shards: cfg.Shards,
 		Logger: log.With("part", "bus"),
 		OnAcquire: func(ctx context.Context, shard int) {

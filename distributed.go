@@ -68,7 +68,7 @@ func api(ctx context.Context, log *slog.Logger, cfg Config) error {
 		AdminToken: cfg.AdminToken,
 		Log:        log.With("part", "api"),
 		// The dead letters of the connectors' webhook outbox.
-		DeadLetters: redisbus.NewOutbox(rdb, "", ""),
+		DeadLetters: redisbus.NewOutbox(rdb, redisbus.OutboxConfig{Shards: cfg.Shards}),
 	})
 	if err != nil {
 		return err

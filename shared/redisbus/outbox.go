@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -20,9 +19,12 @@ import (
 
 // Outbox is shared.Outbox on Redis, shared by every connector:
 //
-//	<prefix>:hook:events        stream of new events (field ev: the event JSON), read
-//	                            by the consumer group "delivery"; an entry is XACKed
-//	                            and XDELed once its first attempt has ended
+//	<prefix>:hook:events:{<shard>}  stream of the shard's new events (fields seq and
+//	                            ev, the event JSON), read in the consumer group
+//	                            "delivery" by the connector that owns the shard, so
+//	                            that a token's first attempts are made in order by one
+//	                            process; an entry is XACKed and XDELed once its first
+//	                            attempt has ended
 //	<prefix>:hook:seq:<token>   the token's last sequence number (INCR)
 //	<prefix>:hook:id:<id>       the event ID was appended (SET NX, 24 h): a
 //	                            redelivered message is not queued twice
@@ -40,14 +42,30 @@ type Outbox struct {
 	rdb      redis.UniversalClient
 	prefix   string
 	consumer string
+	shards   int
+	owned    func() []int
 	// ClaimIdle is how long an attempt may last before another consumer
 	// takes its event over; it must exceed the delivery timeout.
 	claimIdle time.Duration
 
-	groupOnce sync.Once
-	groupErr  error
-	// claimedAt is when stale entries were last claimed (Next's goroutine only).
-	claimedAt time.Time
+	// groups are the streams whose group exists, and claimedAt when each
+	// stream's stale entries were last claimed (Next's goroutine only).
+	groups    map[int]bool
+	claimedAt map[int]time.Time
+}
+
+// OutboxConfig configures an Outbox.
+type OutboxConfig struct {
+	// Prefix is the key prefix; "" for DefaultPrefix.
+	Prefix string
+	// Consumer names this process in the group; "" for host name, pid
+	// and a random suffix.
+	Consumer string
+	// Shards is the number of shards (WAGO_SHARDS); default 1.
+	Shards int
+	// Owned returns the shards whose events this process delivers (the
+	// connector's leases); nil: every shard.
+	Owned func() []int
 }
 
 var _ shared.Outbox = (*Outbox)(nil)
@@ -60,12 +78,21 @@ const (
 	outboxClaimEvery = 10 * time.Second
 )
 
-// NewOutbox returns an Outbox on rdb under prefix ("" for DefaultPrefix).
-// Each process that delivers needs its own: consumer names it in the
-// group ("" for host name, pid and a random suffix).
-func NewOutbox(rdb redis.UniversalClient, prefix, consumer string) *Outbox {
+// NewOutbox returns an Outbox on rdb. Each process that delivers needs its
+// own.
+func NewOutbox(rdb redis.UniversalClient, cfg OutboxConfig) *Outbox {
+	prefix, consumer, shards, owned := cfg.Prefix, cfg.Consumer, max(cfg.Shards, 1), cfg.Owned
 	if prefix == "" {
 		prefix = DefaultPrefix
+	}
+	if owned == nil {
+		owned = func() []int {
+			all := make([]int, shards)
+			for i := range all {
+				all[i] = i
+			}
+			return all
+		}
 	}
 	if consumer == "" {
 		host, _ := os.Hostname()
@@ -73,7 +100,13 @@ func NewOutbox(rdb redis.UniversalClient, prefix, consumer string) *Outbox {
 		rand.Read(b[:])
 		consumer = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 	}
-	return &Outbox{rdb: rdb, prefix: prefix, consumer: consumer, claimIdle: outboxClaimIdle}
+	return &Outbox{rdb: rdb, prefix: prefix, consumer: consumer, shards: shards, owned: owned,
+		claimIdle: outboxClaimIdle, groups: map[int]bool{}, claimedAt: map[int]time.Time{}}
+}
+
+// stream is the key of shard's event stream.
+func (o *Outbox) stream(shard int) string {
+	return fmt.Sprintf("%s:hook:events:{%d}", o.prefix, shard)
 }
 
 func (o *Outbox) key(parts ...string) string {
@@ -94,7 +127,7 @@ func (o *Outbox) Append(ctx context.Context, ev *shared.Event) error {
 	if err != nil {
 		return fmt.Errorf("failed to encode an outbox event: %w", err)
 	}
-	seq, err := appendScript.Run(ctx, o.rdb, []string{o.key("events"), o.key("seq", ev.Token), o.key("id", ev.ID)},
+	seq, err := appendScript.Run(ctx, o.rdb, []string{o.stream(ShardOf(ev.Token, o.shards)), o.key("seq", ev.Token), o.key("id", ev.ID)},
 		raw, int(outboxIDTTL/time.Second)).Int64()
 	if err != nil {
 		return unavailable(err, "append to the webhook outbox")
@@ -105,20 +138,16 @@ func (o *Outbox) Append(ctx context.Context, ev *shared.Event) error {
 	return nil
 }
 
-// ensureGroup creates the consumer group once (BUSYGROUP: it exists).
-func (o *Outbox) ensureGroup(ctx context.Context) error {
-	o.groupOnce.Do(func() {
-		err := o.rdb.XGroupCreateMkStream(ctx, o.key("events"), outboxGroup, "0").Err()
-		if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-			o.groupErr = unavailable(err, "create the webhook consumer group")
-		}
-	})
-	if o.groupErr != nil {
-		err := o.groupErr
-		o.groupOnce = sync.Once{} // try again next time
-		o.groupErr = nil
-		return err
+// ensureGroup creates shard's consumer group once (BUSYGROUP: it exists).
+func (o *Outbox) ensureGroup(ctx context.Context, shard int) error {
+	if o.groups[shard] {
+		return nil
 	}
+	err := o.rdb.XGroupCreateMkStream(ctx, o.stream(shard), outboxGroup, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return unavailable(err, "create the webhook consumer group")
+	}
+	o.groups[shard] = true
 	return nil
 }
 
@@ -139,11 +168,9 @@ end
 return out`)
 
 // Next implements shared.Outbox: due retries first, then stale entries of
-// dead consumers, then new entries (waiting up to wait for one).
+// dead consumers in the owned shards, then the owned shards' new entries
+// (waiting up to wait for one).
 func (o *Outbox) Next(ctx context.Context, limit int, wait time.Duration) ([]shared.Delivery, error) {
-	if err := o.ensureGroup(ctx); err != nil {
-		return nil, err
-	}
 	now := time.Now()
 	var out []shared.Delivery
 	raws, err := claimRetries.Run(ctx, o.rdb, []string{o.key("retry"), o.key("retry", "data")},
@@ -157,16 +184,25 @@ func (o *Outbox) Next(ctx context.Context, limit int, wait time.Duration) ([]sha
 			out = append(out, d)
 		}
 	}
-	if len(out) < limit && now.Sub(o.claimedAt) >= outboxClaimEvery {
-		o.claimedAt = now
+	owned := o.owned()
+	for _, shard := range owned {
+		if err := o.ensureGroup(ctx, shard); err != nil {
+			return out, err
+		}
+	}
+	for _, shard := range owned {
+		if len(out) >= limit || now.Sub(o.claimedAt[shard]) < outboxClaimEvery {
+			continue
+		}
+		o.claimedAt[shard] = now
 		msgs, _, err := o.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-			Stream: o.key("events"), Group: outboxGroup, Consumer: o.consumer,
+			Stream: o.stream(shard), Group: outboxGroup, Consumer: o.consumer,
 			MinIdle: o.claimIdle, Start: "0-0", Count: int64(limit - len(out)),
 		}).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return out, unavailable(err, "claim stale webhook events")
 		}
-		out = append(out, o.decode(ctx, msgs)...)
+		out = append(out, o.decode(ctx, o.stream(shard), msgs)...)
 	}
 	if len(out) >= limit {
 		return out, nil
@@ -178,48 +214,68 @@ func (o *Outbox) Next(ctx context.Context, limit int, wait time.Duration) ([]sha
 		// Wake for the next retry (block 0 would mean forever).
 		block = max(min(block, time.Until(time.UnixMilli(int64(zs[0].Score)))), time.Millisecond)
 	}
-	streams, err := o.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: outboxGroup, Consumer: o.consumer, Streams: []string{o.key("events"), ">"},
-		Count: int64(limit - len(out)), Block: block,
+	if len(owned) == 0 {
+		if block > 0 {
+			t := time.NewTimer(block)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+		}
+		return out, nil
+	}
+	streams := make([]string, 0, 2*len(owned))
+	for _, shard := range owned {
+		streams = append(streams, o.stream(shard))
+	}
+	for range owned {
+		streams = append(streams, ">")
+	}
+	res, err := o.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: outboxGroup, Consumer: o.consumer, Streams: streams,
+		Count: int64(max(1, (limit-len(out))/len(owned))), Block: block,
 	}).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		if ctx.Err() != nil {
 			return out, nil
 		}
 		if strings.HasPrefix(err.Error(), "NOGROUP") {
-			o.groupOnce = sync.Once{}
+			o.groups = map[int]bool{}
 		}
 		return out, unavailable(err, "read the webhook events")
 	}
-	for _, s := range streams {
-		out = append(out, o.decode(ctx, s.Messages)...)
+	for _, st := range res {
+		out = append(out, o.decode(ctx, st.Stream, st.Messages)...)
 	}
 	return out, nil
 }
 
 // decode turns stream entries into deliveries; an entry that does not
 // decode is dropped (acknowledged), as it never will.
-func (o *Outbox) decode(ctx context.Context, msgs []redis.XMessage) []shared.Delivery {
+func (o *Outbox) decode(ctx context.Context, stream string, msgs []redis.XMessage) []shared.Delivery {
 	var out []shared.Delivery
 	for _, m := range msgs {
 		raw, _ := m.Values["ev"].(string)
 		var d shared.Delivery
 		if err := json.Unmarshal([]byte(raw), &d.Event); err != nil {
-			o.ack(ctx, o.rdb, m.ID)
+			o.ack(ctx, o.rdb, stream+" "+m.ID)
 			continue
 		}
 		if s, ok := m.Values["seq"].(string); ok {
 			d.Seq, _ = strconv.ParseInt(s, 10, 64)
 		}
-		d.Receipt, d.NextAt = m.ID, time.Now()
+		d.Receipt, d.NextAt = stream+" "+m.ID, time.Now()
 		out = append(out, d)
 	}
 	return out
 }
 
-func (o *Outbox) ack(ctx context.Context, c redis.Cmdable, id string) {
-	c.XAck(ctx, o.key("events"), outboxGroup, id)
-	c.XDel(ctx, o.key("events"), id)
+// ack acknowledges and deletes the stream entry of a receipt ("<stream> <id>").
+func (o *Outbox) ack(ctx context.Context, c redis.Cmdable, receipt string) {
+	stream, id, _ := strings.Cut(receipt, " ")
+	c.XAck(ctx, stream, outboxGroup, id)
+	c.XDel(ctx, stream, id)
 }
 
 // end runs fn and the acknowledgement of d's stream entry in one

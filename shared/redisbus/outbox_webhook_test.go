@@ -96,7 +96,7 @@ func TestRedisOutboxDeliversInOrderOnce(t *testing.T) {
 	rdb := MustOpenRedis(t)
 	prefix := testPrefix(t, rdb)
 	sink := newHookSink(t)
-	o := NewOutbox(rdb, prefix, "c1")
+	o := NewOutbox(rdb, OutboxConfig{Prefix: prefix, Consumer: "c1"})
 	appendEvents(t, o, 0, 20)
 	// A redelivered event (same ID) is not queued again.
 	if err := o.Append(t.Context(), &shared.Event{ID: "evt_3", Token: "tok", Type: "Message", Data: json.RawMessage(`{}`)}); err != nil {
@@ -114,7 +114,7 @@ func TestRedisOutboxDeliversInOrderOnce(t *testing.T) {
 			t.Fatalf("delivery %d is %s: out of order", i, id)
 		}
 	}
-	if n, _ := rdb.XLen(t.Context(), o.key("events")).Result(); n != 0 {
+	if n, _ := rdb.XLen(t.Context(), o.stream(0)).Result(); n != 0 {
 		t.Errorf("%d entries left in the stream", n)
 	}
 }
@@ -124,7 +124,7 @@ func TestRedisOutboxRetriesBuriesAndReplays(t *testing.T) {
 	prefix := testPrefix(t, rdb)
 	sink := newHookSink(t)
 	sink.fail.Store(true)
-	o := NewOutbox(rdb, prefix, "c1")
+	o := NewOutbox(rdb, OutboxConfig{Prefix: prefix, Consumer: "c1"})
 	runWorker(t, o, hookRows(t, sink.srv.URL), []time.Duration{10 * time.Millisecond, 10 * time.Millisecond})
 	appendEvents(t, o, 0, 2)
 	var dead []shared.Delivery
@@ -155,15 +155,50 @@ func TestRedisOutboxTakesOverADeadConsumer(t *testing.T) {
 	rdb := MustOpenRedis(t)
 	prefix := testPrefix(t, rdb)
 	sink := newHookSink(t)
-	dead := NewOutbox(rdb, prefix, "dead")
+	dead := NewOutbox(rdb, OutboxConfig{Prefix: prefix, Consumer: "dead"})
 	appendEvents(t, dead, 0, 3)
 	// The dead consumer read the entries and never ended them.
 	if ds, err := dead.Next(t.Context(), 10, 10*time.Millisecond); err != nil || len(ds) != 3 {
 		t.Fatalf("Next = %d, %v", len(ds), err)
 	}
-	alive := NewOutbox(rdb, prefix, "alive")
+	alive := NewOutbox(rdb, OutboxConfig{Prefix: prefix, Consumer: "alive"})
 	alive.claimIdle = 200 * time.Millisecond
 	time.Sleep(300 * time.Millisecond) // the entries are now idle longer than claimIdle
 	runWorker(t, alive, hookRows(t, sink.srv.URL), nil)
 	waitUntil(t, "the dead consumer's events", func() bool { return len(sink.got()) == 3 })
+}
+
+// TestRedisOutboxDeliversOwnedShardsOnly: a connector delivers the first
+// attempts of the shards it owns, so one process makes a token's first
+// attempts in order; the owner of the other shard delivers the rest.
+func TestRedisOutboxDeliversOwnedShardsOnly(t *testing.T) {
+	rdb := MustOpenRedis(t)
+	prefix := testPrefix(t, rdb)
+	sink := newHookSink(t)
+	// Tokens tok (its shard) and another in the other shard.
+	other := "tok-other"
+	for i := 0; ShardOf(other, 2) == ShardOf("tok", 2); i++ {
+		other = fmt.Sprint("tok-other-", i)
+	}
+	mine := ShardOf("tok", 2)
+	rows := hookRows(t, sink.srv.URL)
+	if err := rows.Create(t.Context(), &shared.Session{Name: "n2", Token: other, Os: "linux", Webhook: sink.srv.URL}); err != nil {
+		t.Fatal(err)
+	}
+	a := NewOutbox(rdb, OutboxConfig{Prefix: prefix, Consumer: "a", Shards: 2, Owned: func() []int { return []int{mine} }})
+	for i, token := range []string{"tok", other, "tok", other} {
+		ev := &shared.Event{ID: fmt.Sprintf("evt_%d", i), Token: token, Type: "Message", Data: json.RawMessage(`{}`), Time: time.Now()}
+		if err := a.Append(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runWorker(t, a, rows, nil)
+	waitUntil(t, "the owned shard's events", func() bool { return len(sink.got()) == 2 })
+	time.Sleep(300 * time.Millisecond)
+	if got := sink.got(); len(got) != 2 || got[0] != "evt_0" || got[1] != "evt_2" {
+		t.Fatalf("the owner of shard %d delivered %v", mine, got)
+	}
+	b := NewOutbox(rdb, OutboxConfig{Prefix: prefix, Consumer: "b", Shards: 2, Owned: func() []int { return []int{1 - mine} }})
+	runWorker(t, b, rows, nil)
+	waitUntil(t, "the other shard's events", func() bool { return len(sink.got()) == 4 })
 }
