@@ -67,7 +67,7 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		newWebhookWorker(log, cfg, outbox, cachedstore.New(rows, cfg.TokenCacheTTL, 0)).Run(hooksCtx)
+		newWebhookWorker(log, cfg, outbox, cachedstore.New(rows, cfg.TokenCacheTTL, 0), mgr).Run(hooksCtx)
 	}()
 	log.Info("connector running", "shards", cfg.Shards)
 	err = srv.Run(ctx) // returns after releasing every shard, which stops their sockets

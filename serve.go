@@ -55,7 +55,7 @@ func serve(ctx context.Context, log *slog.Logger, cfg Config) error {
 		return err
 	}
 	hooksDone := make(chan struct{})
-	go func() { defer close(hooksDone); newWebhookWorker(log, cfg, outbox, store).Run(ctx) }()
+	go func() { defer close(hooksDone); newWebhookWorker(log, cfg, outbox, store, mgr).Run(ctx) }()
 	defer func() { <-hooksDone }() // before the outbox closes
 	go func() {
 		start := time.Now()
@@ -68,12 +68,18 @@ func serve(ctx context.Context, log *slog.Logger, cfg Config) error {
 }
 
 // newWebhookWorker returns the delivery worker of outbox, configured from
-// cfg; rows gives each token's receiver.
-func newWebhookWorker(log *slog.Logger, cfg Config, outbox shared.Outbox, rows shared.Store) *webhook.Worker {
+// cfg; rows gives each token's receiver, and mgr hears of a webhook that a
+// receiver's 410 removed.
+func newWebhookWorker(log *slog.Logger, cfg Config, outbox shared.Outbox, rows shared.Store, mgr shared.Invoker) *webhook.Worker {
 	return webhook.New(webhook.Config{
 		Outbox: outbox, Rows: rows, Secret: cfg.WebhookSecret, Format: cfg.WebhookFormat,
 		Schedule: cfg.retrySchedule(), Timeout: cfg.WebhookTimeout, Concurrency: cfg.WebhookConcurrency,
 		DenyPrivate: cfg.WebhookDenyPrivate, Log: log.With("part", "webhooks"),
+		Gone: func(token string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			shared.Call(ctx, mgr, shared.OpReloadSession, token, shared.WebhookSettings{})
+		},
 	})
 }
 

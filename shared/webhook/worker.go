@@ -82,6 +82,9 @@ type Config struct {
 	Log *slog.Logger
 	// Client overrides the HTTP client (tests); its Timeout is not used.
 	Client *http.Client
+	// Gone, when set, is called after a 410 removed a token's webhook, so
+	// that the connector stops queueing its events.
+	Gone func(token string)
 }
 
 // Worker delivers the outbox's events. Run it once per outbox consumer.
@@ -298,6 +301,8 @@ func (w *Worker) deliver(ctx context.Context, d shared.Delivery) {
 		w.log.Warn("receiver answered 410 Gone: its webhook is removed", "session", shared.LogID(d.Token))
 		if _, err := w.cfg.Rows.Update(octx, d.Token, shared.SessionUpdate{Webhook: shared.Ptr("")}); err != nil {
 			w.log.Error("could not remove a gone webhook", "session", shared.LogID(d.Token), "err", err)
+		} else if w.cfg.Gone != nil {
+			w.cfg.Gone(d.Token)
 		}
 		w.end(octx, d, w.cfg.Outbox.Done)
 	default:
