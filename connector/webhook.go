@@ -52,11 +52,15 @@ func (s *session) setWebhook(hs shared.WebhookSettings) {
 // updates the session state. It answers false (no receipt: WhatsApp
 // delivers the event again) when the outbox cannot take the event.
 // SynchronousAck makes whatsmeow wait for it on notifications and calls
-// too, not only on messages.
+// too, not only on messages; the decrypted event buffer keeps a message's
+// plaintext (in the key store, in the ratchet's transaction) until the
+// handler succeeded, so that a redelivered message can still be decrypted,
+// and answers a message already handled as such.
 func (m *Manager) eventHandler(s *session, gen uint64, cli *whatsmeow.Client, row *shared.Session) whatsmeow.EventHandlerWithSuccessStatus {
 	s.setWebhook(shared.WebhookSettings{Webhook: row.Webhook, Events: row.Events})
 	if m.cfg.Outbox != nil {
 		cli.SynchronousAck = true
+		cli.EnableDecryptedEventBuffer = true
 	}
 	return func(evt any) bool {
 		ok := m.emit(s, evt)

@@ -2,6 +2,8 @@ package connector
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/wago-gw/wago/shared"
@@ -24,3 +26,12 @@ func (f outboxFunc) Failed(context.Context, string, int) ([]shared.Delivery, err
 	return nil, nil
 }
 func (f outboxFunc) Replay(context.Context, string, []string) (int, error) { return 0, nil }
+
+// failingOutbox refuses every append.
+type failingOutbox struct{ outboxFunc }
+
+func (failingOutbox) Append(context.Context, *shared.Event) error {
+	return errors.New("disk full")
+}
+
+func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -83,3 +83,17 @@ func TestEmitFollowsTheSubscription(t *testing.T) {
 		t.Fatalf("emitted %d events: %+v", len(got), got)
 	}
 }
+
+func TestEmitRefusesTheAckWhenTheOutboxFails(t *testing.T) {
+	m := &Manager{cfg: Config{Outbox: failingOutbox{}}, log: discardLog()}
+	m.ctx = t.Context()
+	s := newSession("tok", nil)
+	s.setWebhook(shared.WebhookSettings{Webhook: "http://r/", Events: []string{"All"}})
+	if m.emit(s, &events.Message{Info: types.MessageInfo{ID: "1"}}) {
+		t.Error("emit answered true (acknowledge) though the outbox refused the event")
+	}
+	s.setWebhook(shared.WebhookSettings{Webhook: "http://r/", Events: []string{"Presence"}})
+	if !m.emit(s, &events.Message{Info: types.MessageInfo{ID: "2"}}) {
+		t.Error("an unsubscribed event must be acknowledged")
+	}
+}
