@@ -1,10 +1,12 @@
 package functions
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/connectortest"
 )
 
 // validEventNames is the list that an unknown Subscribe name's error shows.
@@ -90,5 +92,33 @@ func TestSubscribeAcceptsWhatsmeowEventNames(t *testing.T) {
 	}
 	if !shared.SubscribedTo([]string{"Receipt"}, shared.EventReadReceipt, "Receipt") {
 		t.Error("Receipt selects receipts")
+	}
+}
+
+func TestWebhookChangesReachTheConnector(t *testing.T) {
+	h := newHarness(t)
+	h.init("n1", "tok-1")
+	var got []shared.WebhookSettings
+	connectortest.On(h.conn, shared.OpReloadSession, func(_ context.Context, token string, hs shared.WebhookSettings) (shared.Empty, error) {
+		if token == "tok-1" {
+			got = append(got, hs)
+		}
+		return shared.Empty{}, nil
+	})
+	h.data(h.do("POST", "/webhook", `{"WebhookURL":"https://example.com/in","Events":["Message"]}`, "token", "tok-1"), &struct{}{})
+	h.data(h.do("POST", "/session/connect", `{"Subscribe":["Message","Presence"],"Immediate":true}`, "token", "tok-1"), &struct{}{})
+	h.data(h.do("DELETE", "/webhook", "", "token", "tok-1"), &struct{}{})
+	want := []shared.WebhookSettings{
+		{Webhook: "https://example.com/in", Events: []string{"Message"}},
+		{Webhook: "https://example.com/in", Events: []string{"Message", "Presence"}},
+		{Webhook: "", Events: []string{"Message", "Presence"}},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("reloads %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i].Webhook != want[i].Webhook || strings.Join(got[i].Events, ",") != strings.Join(want[i].Events, ",") {
+			t.Errorf("reload %d = %+v, want %+v", i, got[i], want[i])
+		}
 	}
 }
