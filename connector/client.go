@@ -152,6 +152,7 @@ func (m *Manager) dial(ctx context.Context, s *session, gen uint64, cli *whatsme
 	case err = <-errc:
 		pending = false
 		if err == nil {
+			s.markDialed(gen)
 			return
 		}
 	case <-timer.C:
@@ -188,6 +189,7 @@ func (s *session) closeAfter(cli *whatsmeow.Client, errc <-chan error, pending b
 			<-errc
 		}
 		cli.Disconnect()
+		s.endContext(cli)
 	}()
 	return done
 }

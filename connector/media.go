@@ -149,7 +149,7 @@ func (m *Manager) buildMedia(ctx context.Context, cli *whatsmeow.Client, req sha
 // download downloads and decrypts the media of a received message.
 func (m *Manager) download(ctx context.Context, token string, req shared.DownloadRequest) (shared.DownloadResult, error) {
 	var out shared.DownloadResult
-	err := m.withClient(token, func(s *session, cli *whatsmeow.Client) error {
+	err := m.withClient(ctx, token, func(s *session, cli *whatsmeow.Client) error {
 		mt, ok := mediaTypes[req.Kind]
 		if !ok {
 			return shared.Errorf(shared.EINVALID, "invalid media kind %q", req.Kind)

@@ -24,8 +24,8 @@ func init() {
 }
 
 // inLane runs fn with the token's logged-in client, in its send lane.
-func (m *Manager) inLane(token string, fn func(s *session, cli *whatsmeow.Client) error) error {
-	return m.withClient(token, func(s *session, cli *whatsmeow.Client) error {
+func (m *Manager) inLane(ctx context.Context, token string, fn func(s *session, cli *whatsmeow.Client) error) error {
+	return m.withClient(ctx, token, func(s *session, cli *whatsmeow.Client) error {
 		s.outbox.lock.Lock()
 		defer s.outbox.lock.Unlock()
 		return fn(s, cli)
@@ -34,8 +34,8 @@ func (m *Manager) inLane(token string, fn func(s *session, cli *whatsmeow.Client
 
 // withClient runs fn with the token's logged-in client, in no lane: for
 // questions to WhatsApp that need no order.
-func (m *Manager) withClient(token string, fn func(s *session, cli *whatsmeow.Client) error) error {
-	s, cli, err := m.loggedIn(token)
+func (m *Manager) withClient(ctx context.Context, token string, fn func(s *session, cli *whatsmeow.Client) error) error {
+	s, cli, err := m.loggedIn(ctx, token)
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func parseJIDs(ss ...string) ([]types.JID, error) {
 // sendBuilt sends a protocol message built for chat and answers its result.
 func (m *Manager) sendBuilt(ctx context.Context, token, chat string, build func(cli *whatsmeow.Client, chat types.JID) (*waE2E.Message, error)) (shared.SendResult, error) {
 	var res shared.SendResult
-	err := m.inLane(token, func(s *session, cli *whatsmeow.Client) error {
+	err := m.inLane(ctx, token, func(s *session, cli *whatsmeow.Client) error {
 		jids, err := parseJIDs(chat)
 		if err != nil {
 			return err
@@ -123,7 +123,7 @@ func (m *Manager) revoke(ctx context.Context, token string, req shared.MessageRe
 }
 
 func (m *Manager) markRead(ctx context.Context, token string, req shared.MarkReadRequest) (shared.Empty, error) {
-	return shared.Empty{}, m.inLane(token, func(s *session, cli *whatsmeow.Client) error {
+	return shared.Empty{}, m.inLane(ctx, token, func(s *session, cli *whatsmeow.Client) error {
 		jids, err := parseJIDs(req.Chat, req.Sender)
 		if err != nil {
 			return err
@@ -140,7 +140,7 @@ func (m *Manager) markRead(ctx context.Context, token string, req shared.MarkRea
 }
 
 func (m *Manager) chatPresence(ctx context.Context, token string, req shared.ChatPresenceRequest) (shared.Empty, error) {
-	return shared.Empty{}, m.inLane(token, func(s *session, cli *whatsmeow.Client) error {
+	return shared.Empty{}, m.inLane(ctx, token, func(s *session, cli *whatsmeow.Client) error {
 		jids, err := parseJIDs(req.Chat)
 		if err != nil {
 			return err

@@ -27,10 +27,13 @@ func (m *Manager) Restore(ctx context.Context, keep func(token string) bool) (re
 		sem  = make(chan struct{}, m.cfg.RestoreConcurrency)
 		opts = shared.ConnectOptions{Immediate: true}
 	)
+	var tokens []string
 	for _, row := range rows {
-		if !row.AutoConnect || row.JID == "" || (keep != nil && !keep(row.Token)) {
-			continue
+		if row.AutoConnect && row.JID != "" && (keep == nil || keep(row.Token)) {
+			tokens = append(tokens, row.Token)
 		}
+	}
+	for _, token := range tokens {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -53,7 +56,7 @@ func (m *Manager) Restore(ctx context.Context, keep func(token string) bool) (re
 			} else {
 				restored++
 			}
-		}(row.Token)
+		}(token)
 	}
 	wg.Wait()
 	return restored, failed

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
@@ -23,9 +24,11 @@ func init() {
 // a retried send of the same ID answers the first result without sending.
 const sentCacheSize = 4096
 
-// SentLog remembers the message IDs each token sent beyond one session's
-// memory: shared by every connector (redisbus.SentLog), a retry that lands
-// on another connector after a failover does not send again either.
+// SentLog remembers the message IDs that clients chose and each token sent,
+// beyond one session's memory: shared by every connector
+// (redisbus.SentLog), a retry that lands on another connector after a
+// failover does not send again either. (An ID the API drew cannot be
+// retried by a client; a redelivered command is stopped by the transport.)
 type SentLog interface {
 	// Sent returns the result of the message id that token sent, if known.
 	Sent(ctx context.Context, token, id string) (shared.SendResult, bool, error)
@@ -54,26 +57,74 @@ func (o *outbox) remember(id string, res shared.SendResult) {
 	o.order = append(o.order, id)
 }
 
+// reconnectWait bounds how long an op waits for a linked session that is
+// reconnecting (or waiting for its restore) before it answers 503.
+const reconnectWait = 10 * time.Second
+
+// errReconnecting answers an op of a linked session that is not connected
+// yet, but will be: the client may retry.
+var errReconnecting = shared.Errorf(shared.EUNAVAILABLE, "session is reconnecting to WhatsApp: try again")
+
 // loggedIn returns the session and client of token when the device is
-// logged in; ErrNoSession when no client runs, ErrNotLoggedIn otherwise.
-func (m *Manager) loggedIn(token string) (*session, *whatsmeow.Client, error) {
-	s := m.lookup(token)
-	if s == nil {
-		return nil, nil, shared.ErrNoSession
+// logged in: ErrNoSession when no client runs, ErrNotLoggedIn when the
+// device is not linked. A linked session that is reconnecting, or whose
+// restore has not run yet (a connector that just took the shard over), is
+// waited for, up to reconnectWait and ctx, and answers 503 past it: a
+// client told "not logged in" would fetch a QR code for nothing.
+func (m *Manager) loggedIn(ctx context.Context, token string) (*session, *whatsmeow.Client, error) {
+	deadline := time.Now().Add(reconnectWait)
+	for {
+		s := m.lookup(token)
+		var (
+			st  shared.Status
+			cli *whatsmeow.Client
+		)
+		if s != nil {
+			st, _, cli = s.snapshot()
+		}
+		switch {
+		case cli != nil && st.LoggedIn && cli.IsLoggedIn():
+			return s, cli, nil
+		case cli != nil && st.JID != "" && st.State == shared.StateConnecting:
+		case s == nil && m.restorePending(ctx, token):
+		case cli == nil:
+			return nil, nil, shared.ErrNoSession
+		default:
+			return nil, nil, shared.ErrNotLoggedIn
+		}
+		left := time.Until(deadline)
+		if left <= 0 || ctx.Err() != nil {
+			return nil, nil, errReconnecting
+		}
+		if s != nil && cli != nil {
+			s.wait(ctx, left, func(st shared.Status) bool { return st.LoggedIn || st.State != shared.StateConnecting })
+		} else {
+			sleep(ctx, min(left, 100*time.Millisecond))
+		}
 	}
-	st, _, cli := s.snapshot()
-	switch {
-	case cli == nil:
-		return nil, nil, shared.ErrNoSession
-	case !st.LoggedIn || !cli.IsLoggedIn():
-		return nil, nil, shared.ErrNotLoggedIn
+}
+
+// restorePending reports whether token, which has no session here, is a
+// linked session that should be connected: its restore has not run yet
+// (this process just started, or its connector just took the shard over).
+func (m *Manager) restorePending(ctx context.Context, token string) bool {
+	row, err := m.store.Get(ctx, token)
+	return err == nil && row.AutoConnect && row.JID != ""
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
-	return s, cli, nil
 }
 
 // send sends one message, at most once per ID and token.
 func (m *Manager) send(ctx context.Context, token string, req shared.SendRequest) (shared.SendResult, error) {
-	s, cli, err := m.loggedIn(token)
+	s, cli, err := m.loggedIn(ctx, token)
 	if err != nil {
 		return shared.SendResult{}, err
 	}
@@ -86,7 +137,7 @@ func (m *Manager) send(ctx context.Context, token string, req shared.SendRequest
 	if res, ok := s.outbox.sent[req.ID]; ok && req.ID != "" {
 		return res, nil
 	}
-	if log := m.cfg.SentLog; log != nil && req.ID != "" {
+	if log := m.cfg.SentLog; log != nil && req.IDFromClient {
 		res, ok, err := log.Sent(ctx, token, req.ID)
 		if err != nil {
 			return shared.SendResult{}, err // unsure: sending could duplicate
@@ -106,7 +157,7 @@ func (m *Manager) send(ctx context.Context, token string, req shared.SendRequest
 	}
 	res := shared.SendResult{ID: resp.ID, Timestamp: resp.Timestamp.Unix()}
 	s.outbox.remember(resp.ID, res)
-	if log := m.cfg.SentLog; log != nil {
+	if log := m.cfg.SentLog; log != nil && req.IDFromClient {
 		if err := log.RecordSent(context.WithoutCancel(ctx), token, resp.ID, res); err != nil {
 			m.log.Warn("could not record a sent message; a retry on another connector may send it again", "session", s.logID, "err", err)
 		}

@@ -41,6 +41,12 @@ type session struct {
 	// cancel ends the current client's context: its dial, its connection
 	// and its QR channel.
 	cancel context.CancelFunc
+	// dialed is the generation whose dial has succeeded.
+	dialed uint64
+	// lateCancels are the contexts of detached clients that had connected:
+	// each ends once the client's socket is closed (closeAfter), because
+	// ending it first races whatsmeow's read pump against Disconnect.
+	lateCancels map[*whatsmeow.Client]context.CancelFunc
 	// dead is set when the session is deleted or stopped: no client is
 	// attached to it again, and the manager has forgotten it (or is about
 	// to), so the next op starts from a fresh session and a fresh row read.
@@ -142,10 +148,12 @@ func (s *session) attach(cli *whatsmeow.Client, cancel context.CancelFunc) (uint
 	return s.gen, s.closing, true
 }
 
-// detach forgets the client of generation gen (0: the current one), ends
-// its context and, if there was a client, sets the final state with fn. It
-// returns the client, whose socket the caller closes with closeLater; nil
-// (and no change) if gen is not current or no client runs.
+// detach forgets the client of generation gen (0: the current one) and, if
+// there was a client, sets the final state with fn. A client still
+// dialling has its context ended at once (aborting the dial); a connected
+// one when closeLater has closed its socket. It returns the client, whose
+// socket the caller closes with closeLater; nil (and no change) if gen is
+// not current or no client runs.
 func (s *session) detach(gen uint64, fn func(st *shared.Status)) *whatsmeow.Client {
 	s.stateLock.Lock()
 	defer s.stateLock.Unlock()
@@ -158,8 +166,15 @@ func (s *session) detachLocked(gen uint64, fn func(st *shared.Status)) *whatsmeo
 	}
 	cli, cancel := s.client, s.cancel
 	s.client, s.cancel, s.qr = nil, nil, ""
+	if s.dialed == s.gen { // connected: its context ends after Disconnect
+		if s.lateCancels == nil {
+			s.lateCancels = map[*whatsmeow.Client]context.CancelFunc{}
+		}
+		s.lateCancels[cli] = cancel
+	} else { // still dialling: end it now, which aborts the dial
+		cancel()
+	}
 	s.gen++
-	cancel()
 	before := s.status.State
 	s.status.Connected, s.status.LoggedIn, s.status.HasQR = false, false, false
 	fn(&s.status)
@@ -224,5 +239,25 @@ func waitClosed(ch <-chan struct{}, d time.Duration) bool {
 		return true
 	case <-t.C:
 		return false
+	}
+}
+
+// markDialed records that generation gen connected.
+func (s *session) markDialed(gen uint64) {
+	s.stateLock.Lock()
+	defer s.stateLock.Unlock()
+	if gen == s.gen {
+		s.dialed = gen
+	}
+}
+
+// endContext ends the context of a detached client whose socket is closed.
+func (s *session) endContext(cli *whatsmeow.Client) {
+	s.stateLock.Lock()
+	cancel := s.lateCancels[cli]
+	delete(s.lateCancels, cli)
+	s.stateLock.Unlock()
+	if cancel != nil {
+		cancel()
 	}
 }

@@ -35,7 +35,7 @@ func (m *Manager) queryError(ctx context.Context, s *session, err error) error {
 
 func (m *Manager) userCheck(ctx context.Context, token string, phones []string) ([]shared.UserCheck, error) {
 	var out []shared.UserCheck
-	err := m.withClient(token, func(s *session, cli *whatsmeow.Client) error {
+	err := m.withClient(ctx, token, func(s *session, cli *whatsmeow.Client) error {
 		query := make([]string, len(phones))
 		for i, p := range phones {
 			query[i] = "+" + p
@@ -68,7 +68,7 @@ func (m *Manager) userCheck(ctx context.Context, token string, phones []string) 
 
 func (m *Manager) userInfo(ctx context.Context, token string, users []string) ([]shared.UserInfo, error) {
 	var out []shared.UserInfo
-	err := m.withClient(token, func(s *session, cli *whatsmeow.Client) error {
+	err := m.withClient(ctx, token, func(s *session, cli *whatsmeow.Client) error {
 		jids, err := parseJIDs(users...)
 		if err != nil {
 			return err
@@ -101,7 +101,7 @@ func (m *Manager) userInfo(ctx context.Context, token string, users []string) ([
 
 func (m *Manager) userAvatar(ctx context.Context, token string, req shared.AvatarRequest) (shared.Avatar, error) {
 	var out shared.Avatar
-	err := m.withClient(token, func(s *session, cli *whatsmeow.Client) error {
+	err := m.withClient(ctx, token, func(s *session, cli *whatsmeow.Client) error {
 		jids, err := parseJIDs(req.JID)
 		if err != nil {
 			return err
@@ -122,7 +122,7 @@ func (m *Manager) userAvatar(ctx context.Context, token string, req shared.Avata
 }
 
 func (m *Manager) userPresence(ctx context.Context, token string, state string) (shared.Empty, error) {
-	return shared.Empty{}, m.inLane(token, func(s *session, cli *whatsmeow.Client) error {
+	return shared.Empty{}, m.inLane(ctx, token, func(s *session, cli *whatsmeow.Client) error {
 		p := types.PresenceAvailable
 		if state == string(types.PresenceUnavailable) {
 			p = types.PresenceUnavailable
@@ -135,7 +135,7 @@ func (m *Manager) userPresence(ctx context.Context, token string, state string) 
 }
 
 func (m *Manager) callReject(ctx context.Context, token string, req shared.CallRejectRequest) (shared.Empty, error) {
-	return shared.Empty{}, m.inLane(token, func(s *session, cli *whatsmeow.Client) error {
+	return shared.Empty{}, m.inLane(ctx, token, func(s *session, cli *whatsmeow.Client) error {
 		jids, err := parseJIDs(req.From)
 		if err != nil {
 			return err

@@ -115,8 +115,8 @@ func runMessaging(t *testing.T, e contractEnv) {
 	}
 
 	// A retried ID answers the first result and sends nothing more.
-	once := send(shared.SendRequest{ID: "CONTRACT0001", Kind: shared.KindText, Text: "exactly once"})
-	if again := send(shared.SendRequest{ID: "CONTRACT0001", Kind: shared.KindText, Text: "exactly once"}); again != once {
+	once := send(shared.SendRequest{ID: "CONTRACT0001", IDFromClient: true, Kind: shared.KindText, Text: "exactly once"})
+	if again := send(shared.SendRequest{ID: "CONTRACT0001", IDFromClient: true, Kind: shared.KindText, Text: "exactly once"}); again != once {
 		t.Fatalf("a retried ID answered %+v, first %+v", again, once)
 	}
 	received(t, e.emu, waemu.InboxText, byID("CONTRACT0001"))

@@ -115,7 +115,10 @@ func parseDataURL(s string) (string, []byte, error) {
 	if len(data) == 0 {
 		return "", nil, dataURLError("the data URL is empty")
 	}
-	return strings.TrimSuffix(meta, ";base64"), data, nil
+	// A copy: a substring would keep the whole base64 body alive as long
+	// as the message that carries the type (whatsmeow keeps the last 256
+	// sent messages of each client for retries).
+	return strings.Clone(strings.TrimSuffix(meta, ";base64")), data, nil
 }
 
 // downloadFields are the media fields of a received message, as whatsmeow

@@ -37,6 +37,7 @@ func (f sendFields) request(kind string) (shared.SendRequest, error) {
 		if req.ID, err = shared.ParseMessageID("Id", f.Id); err != nil {
 			return req, err
 		}
+		req.IDFromClient = true
 	}
 	if ci := f.ContextInfo; ci != nil {
 		if ci.StanzaID != "" {

@@ -28,6 +28,9 @@ type SendRequest struct {
 	// or a retried request sends the same message, which the connector
 	// sends at most once per token.
 	ID string `json:"id"`
+	// IDFromClient is set when the client chose ID (so it may retry with
+	// it): only then is the ID looked up in the shared sent log.
+	IDFromClient bool `json:"idFromClient,omitempty"`
 	// Kind is one of the Kind constants.
 	Kind string `json:"kind"`
 	// Text is the body of a text, or the caption of media.

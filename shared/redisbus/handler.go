@@ -189,6 +189,9 @@ func (s *Server) work(sr *shardRun, stream string, key queueKey) {
 		switch {
 		case sr.hctx.Err() != nil:
 			// Released: left pending, for the next owner to reclaim.
+		case time.Now().After(m.cmd.Deadline):
+			s.log.Info("redisbus: dropping a command past its deadline", "shard", sr.shard, "cmd", m.cmd.ID, "op", m.cmd.Op.Name(), "late", time.Since(m.cmd.Deadline))
+			s.ack(stream, m.streamID)
 		case s.takeSlot(sr, m.cmd.Deadline):
 			s.handle(sr, stream, m)
 			<-s.sem
@@ -254,9 +257,7 @@ func (s *Server) handle(sr *shardRun, stream string, m message) {
 		return
 	case !started:
 		log.Info("redisbus: re-sending the reply of a command already run")
-		if s.writeReply(sr, cmd, []byte(existing), false) {
-			s.ack(stream, m.streamID)
-		}
+		s.writeReply(sr, cmd, []byte(existing), false, stream, m.streamID)
 		return
 	}
 
@@ -264,9 +265,7 @@ func (s *Server) handle(sr *shardRun, stream string, m message) {
 	if err != nil { // a reply always encodes
 		data = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
 	}
-	if s.writeReply(sr, cmd, data, true) {
-		s.ack(stream, m.streamID)
-	}
+	s.writeReply(sr, cmd, data, true, stream, m.streamID)
 }
 
 // run calls the local connector under the command's deadline; a panic is an
@@ -296,10 +295,12 @@ func (s *Server) run(parent context.Context, cmd command) (rep reply) {
 	return newReply(res, err)
 }
 
-// writeReply pushes data on the command's reply list and, when store is
-// set, keeps it in the done marker for redeliveries. It retries until the
-// command's deadline and reports success.
-func (s *Server) writeReply(sr *shardRun, cmd command, data []byte, store bool) bool {
+// writeReply pushes data on the command's reply list, when store is set
+// keeps it in the done marker for redeliveries, and then acks the stream
+// entry, all in one round trip. It retries until the command's deadline
+// and reports success; on failure the entry stays pending, which the done
+// marker makes harmless.
+func (s *Server) writeReply(sr *shardRun, cmd command, data []byte, store bool, stream, entry string) bool {
 	var backoff time.Duration
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RedisTimeout)
@@ -309,6 +310,7 @@ func (s *Server) writeReply(sr *shardRun, cmd command, data []byte, store bool) 
 		}
 		pipe.LPush(ctx, s.keys.reply(cmd.ID), data)
 		pipe.Expire(ctx, s.keys.reply(cmd.ID), s.cfg.ReplyTTL)
+		pipe.XAck(ctx, stream, consumerGroup, entry) // after the reply, in the same round trip
 		_, err := pipe.Exec(ctx)
 		cancel()
 		if err == nil {
