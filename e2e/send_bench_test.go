@@ -28,6 +28,9 @@ import (
 type sendTarget struct {
 	base  string // the HTTP API
 	token string
+	// tokens, when set, are several linked sessions the sends are spread
+	// over, round robin (token is the first).
+	tokens []string
 	to    string // the emulator's contact
 	emu   *waemu.Server
 	pid   int     // the process that holds the socket
@@ -50,6 +53,20 @@ func embeddedSendTarget(b *testing.B) sendTarget {
 // connector` on Redis and DynamoDB Local and a new emulator.
 func distributedSendTarget(b *testing.B) sendTarget {
 	b.Helper()
+	return distributedSendTargetN(b, 1)
+}
+
+// distributedSendTarget4 links four sessions, which the sends are spread
+// over: the same rate in four per-token lanes.
+func distributedSendTarget4(b *testing.B) sendTarget {
+	b.Helper()
+	return distributedSendTargetN(b, 4)
+}
+
+// distributedSendTargetN links n sessions through `wago api` and `wago
+// connector`.
+func distributedSendTargetN(b *testing.B, n int) sendTarget {
+	b.Helper()
 	e := newDistEnv(b, redisDBSendBench)
 	emu := startEmulator(b)
 	// startConnector, at info level (it waits for an info line) rather
@@ -63,10 +80,23 @@ func distributedSendTarget(b *testing.B) sendTarget {
 	), "connector")
 	conn.waitReady("to log that it runs", func() bool { return strings.Contains(conn.logBuf.String(), "connector running") })
 	api := startWago(b, append(e.distProcEnv(), "WAGO_ADMIN_TOKEN="+lambdaAdminToken, "WAGO_LOG_LEVEL=warn"), "api")
-	const token = "bench-send-token"
-	distInit(api, "bench-send", token)
-	distLink(b, api, emu, token)
-	return sendTarget{base: api.base, token: token, to: "+" + emu.Contact().User, emu: emu, pid: conn.cmd.Process.Pid, procs: []*proc{api, conn}}
+	tg := sendTarget{base: api.base, to: "+" + emu.Contact().User, emu: emu, pid: conn.cmd.Process.Pid, procs: []*proc{api, conn}}
+	for i := range n {
+		token := fmt.Sprintf("bench-send-token-%d", i)
+		distInit(api, fmt.Sprintf("bench-send-%d", i), token)
+		distLink(b, api, emu, token)
+		tg.tokens = append(tg.tokens, token)
+	}
+	tg.token = tg.tokens[0]
+	return tg
+}
+
+// tokenFor is the session the i-th send goes through.
+func (tg sendTarget) tokenFor(i int) string {
+	if len(tg.tokens) == 0 {
+		return tg.token
+	}
+	return tg.tokens[i%len(tg.tokens)]
 }
 
 // sendStats is the outcome of a run of sends.
@@ -147,7 +177,7 @@ func openLoop(tg sendTarget, client *http.Client, prefix string, rate int, d tim
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a, _, err := postSend(client, tg.base, "/send/text", tg.token, tg.textBody(id, i), 30*time.Second)
+			a, _, err := postSend(client, tg.base, "/send/text", tg.tokenFor(i), tg.textBody(id, i), 30*time.Second)
 			now := time.Now()
 			st.add(a, err, now.Sub(at), &mu)
 			for {
@@ -180,7 +210,7 @@ func closedLoop(tg sendTarget, client *http.Client, prefix string, senders int, 
 				i := int(next.Add(1) - 1)
 				id := fmt.Sprintf("%s%06d", prefix, i)
 				t0 := time.Now()
-				a, _, err := postSend(client, tg.base, "/send/text", tg.token, tg.textBody(id, i), 30*time.Second)
+				a, _, err := postSend(client, tg.base, "/send/text", tg.tokenFor(i), tg.textBody(id, i), 30*time.Second)
 				st.add(a, err, time.Since(t0), &mu)
 				mu.Lock()
 				*ids = append(*ids, id)
@@ -292,6 +322,7 @@ func BenchmarkSendText(b *testing.B) {
 	}{
 		{"embedded", embeddedSendTarget, true},
 		{"distributed", distributedSendTarget, true},
+		{"distributed-4-sessions", distributedSendTarget4, true},
 		{"embedded-max", embeddedSendTarget, false},
 		{"distributed-max", distributedSendTarget, false},
 	}
