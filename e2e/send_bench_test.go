@@ -31,10 +31,10 @@ type sendTarget struct {
 	// tokens, when set, are several linked sessions the sends are spread
 	// over, round robin (token is the first).
 	tokens []string
-	to    string // the emulator's contact
-	emu   *waemu.Server
-	pid   int     // the process that holds the socket
-	procs []*proc // every wago process, for their CPU time and logs
+	to     string // the emulator's contact
+	emu    *waemu.Server
+	pid    int     // the process that holds the socket
+	procs  []*proc // every wago process, for their CPU time and logs
 }
 
 // embeddedSendTarget links one session in an all-in-one wago on a new
