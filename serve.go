@@ -54,9 +54,10 @@ func serve(ctx context.Context, log *slog.Logger, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	hooksCtx, stopHooks := context.WithCancel(ctx)
 	hooksDone := make(chan struct{})
-	go func() { defer close(hooksDone); newWebhookWorker(log, cfg, outbox, store, mgr).Run(ctx) }()
-	defer func() { <-hooksDone }() // before the outbox closes
+	go func() { defer close(hooksDone); newWebhookWorker(log, cfg, outbox, store, mgr).Run(hooksCtx) }()
+	defer func() { stopHooks(); <-hooksDone }() // before the outbox closes
 	go func() {
 		start := time.Now()
 		ok, failed := mgr.Restore(ctx, nil)
