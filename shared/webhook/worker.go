@@ -394,6 +394,7 @@ func (w *Worker) attempt(ctx context.Context, row *shared.Session, d shared.Deli
 	req.Header.Set("User-Agent", "wago-webhooks")
 	ts := time.Now().Unix()
 	req.Header.Set("webhook-id", d.ID)
+	req.Header.Set("Wago-Sequence", strconv.FormatInt(d.Seq, 10))
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
 	if secret != "" {
 		sig, err := SignAll(secret, d.ID, ts, body)

@@ -137,6 +137,9 @@ func TestFormDeliveryIsSignedAndInOrder(t *testing.T) {
 		if id := got.header.Get("webhook-id"); id != ids[i] {
 			t.Errorf("delivery %d: webhook-id %q, want %q (order)", i, id, ids[i])
 		}
+		if seq := got.header.Get("Wago-Sequence"); seq != fmt.Sprint(i+1) {
+			t.Errorf("delivery %d: Wago-Sequence %q", i, seq)
+		}
 		if ct := got.header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" {
 			t.Errorf("Content-Type %q", ct)
 		}
