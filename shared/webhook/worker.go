@@ -166,8 +166,9 @@ func refusePrivate(_, address string, _ syscall.RawConn) error {
 	return nil
 }
 
-// Run delivers until ctx ends, then waits for the attempts in flight
-// (each bounded by the timeout).
+// Run delivers until ctx ends, then waits for its lanes to stop: attempts
+// in flight are cancelled with ctx, and their events stay in the outbox
+// (leased until the next start, or until another consumer claims them).
 func (w *Worker) Run(ctx context.Context) {
 	defer w.wg.Wait()
 	for ctx.Err() == nil {
