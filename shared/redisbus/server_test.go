@@ -345,6 +345,13 @@ func (e *shardEvents) index(s string) int {
 	return slices.Index(e.log, s)
 }
 
+// String returns the events so far.
+func (e *shardEvents) String() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return fmt.Sprint(e.log)
+}
+
 // checkOwners fails unless every shard is owned by exactly one of servers
 // and the lease keys agree.
 func checkOwners(t *testing.T, rdb *redis.Client, k keys, servers ...*Server) {
@@ -402,8 +409,10 @@ func TestLeases_SplitAndHandover(t *testing.T) {
 	})
 	checkOwners(t, rdb, k, a, b)
 	moved := b.Owned()[0]
+	// OnAcquire runs in its own goroutine once the shard is owned.
+	eventually(t, 3*time.Second, "B's OnAcquire", func() bool { return ev.index(fmt.Sprintf("B acquire %d", moved)) >= 0 })
 	if r, acq := ev.index(fmt.Sprintf("A release %d", moved)), ev.index(fmt.Sprintf("B acquire %d", moved)); r < 0 || r > acq {
-		t.Errorf("events %v: A's release of %d is not before B's acquire", ev.log, moved)
+		t.Errorf("events %v: A's release of %d is not before B's acquire", ev, moved)
 	}
 
 	// Commands reach the owner of every shard.
@@ -419,9 +428,10 @@ func TestLeases_SplitAndHandover(t *testing.T) {
 	eventually(t, 5*time.Second, "B owns every shard", func() bool { return len(b.Owned()) == 4 })
 	checkOwners(t, rdb, k, b)
 	for _, shard := range aShards {
+		eventually(t, 3*time.Second, "B's OnAcquire", func() bool { return ev.index(fmt.Sprintf("B acquire %d", shard)) >= 0 })
 		r, acq := ev.index(fmt.Sprintf("A release %d", shard)), ev.index(fmt.Sprintf("B acquire %d", shard))
 		if r < 0 || acq < 0 || r > acq {
-			t.Errorf("events %v: A release %d not before B acquire", ev.log, shard)
+			t.Errorf("events %v: A release %d not before B acquire", ev, shard)
 		}
 	}
 	if n := rdb.ZScore(context.Background(), k.members(), "A").Err(); n != redis.Nil {
@@ -467,9 +477,9 @@ func TestLeases_KilledServer(t *testing.T) {
 	t.Logf("B owns every shard %v after A froze (LeaseTTL %v)", time.Since(killed), cfgA.LeaseTTL)
 	checkOwners(t, rdb, k, b)
 	for shard := range 4 {
-		if ev.index(fmt.Sprintf("B acquire %d", shard)) < 0 {
-			t.Errorf("OnAcquire not called on B for shard %d: %v", shard, ev.log)
-		}
+		eventually(t, 3*time.Second, fmt.Sprintf("OnAcquire on B for shard %d (events %v)", shard, ev), func() bool {
+			return ev.index(fmt.Sprintf("B acquire %d", shard)) >= 0
+		})
 	}
 	c := NewClient(rdb, testClientConfig(prefix))
 	for i := range 8 {
