@@ -56,6 +56,7 @@ bench: services
 	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench 'Sessions' -benchtime 1x -timeout 60m ./e2e/
 	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench '^BenchmarkSendText$$' -benchtime 1x -timeout 15m ./e2e/
 	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench '^BenchmarkSendMediaRSS$$' -benchtime 1x -timeout 10m ./e2e/
+	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench '^BenchmarkWebhookKill9$$' -benchtime 1x -count 3 -timeout 10m ./e2e/
 
 fmt:
 	gofmt -w .

@@ -22,10 +22,10 @@ import (
 // (lost-acked: must be 0) and the extra deliveries (duplicates: the same
 // message accepted twice, which its webhook-id lets a receiver drop).
 //
-// The emulator does not redeliver a message that a socket received but
-// did not acknowledge, as WhatsApp does, and keeps at most 1,000 messages
-// for an offline device: a message lost in that window counts as lost here
-// although WhatsApp would deliver it again.
+// The emulator, as WhatsApp does, delivers again at the next login what a
+// socket got but the device never receipted (whatsmeow receipts a message
+// only once its handlers, and so the outbox append, returned), and keeps at
+// most 1,000 messages for an offline device.
 func BenchmarkWebhookKill9(b *testing.B) {
 	total := 2000
 	if v := envInt("WAGO_BENCH_WEBHOOK_MESSAGES"); v > 0 {

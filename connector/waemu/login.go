@@ -32,8 +32,10 @@ func (s *Server) login(c *conn, p *waWa6.ClientPayload) {
 	c.dev = d
 	d.conns[c] = struct{}{}
 	d.logins++
-	pending := d.pending
-	d.pending = nil
+	// What an earlier socket got but never acked comes first, then what
+	// was queued while the device was offline.
+	pending := append(d.unacked, d.pending...)
+	d.pending, d.unacked = nil, nil
 	s.notifyLocked()
 	s.mu.Unlock()
 

@@ -70,6 +70,7 @@ func (s *Server) handleReceipt(c *conn, node *waBinary.Node) {
 	if sender == nil || id == "" || !ok {
 		return
 	}
+	s.receipted(sender, node)
 	typ, _ := node.Attrs["type"].(string)
 	attrs := waBinary.Attrs{"from": sender.jid, "id": id, "t": strconv.FormatInt(time.Now().Unix(), 10)}
 	if typ != "" && typ != "inactive" {
@@ -124,6 +125,9 @@ func (s *Server) deliver(target types.JID, node waBinary.Node, queue bool) int {
 		for c := range d.conns {
 			conns = append(conns, c)
 		}
+		if node.Tag == "message" && len(d.unacked) < maxPending {
+			d.unacked = append(d.unacked, node)
+		}
 	}
 	s.mu.Unlock()
 	n := 0
@@ -136,4 +140,30 @@ func (s *Server) deliver(target types.JID, node waBinary.Node, queue bool) int {
 		go s.reconnectContact(s.currentRunCtx())
 	}
 	return n
+}
+
+// receipted forgets the messages a device's receipt acknowledges: its id and
+// the ids of its <list><item id/></list>.
+func (s *Server) receipted(d *device, receipt *waBinary.Node) {
+	ids := map[string]bool{}
+	if id, ok := receipt.Attrs["id"].(string); ok {
+		ids[id] = true
+	}
+	if list, ok := receipt.GetOptionalChildByTag("list"); ok {
+		for _, item := range list.GetChildrenByTag("item") {
+			if id, ok := item.Attrs["id"].(string); ok {
+				ids[id] = true
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := d.unacked[:0]
+	for _, n := range d.unacked {
+		if id, _ := n.Attrs["id"].(string); !ids[id] {
+			kept = append(kept, n)
+		}
+	}
+	clear(d.unacked[len(kept):])
+	d.unacked = kept
 }

@@ -129,7 +129,11 @@ type device struct {
 	logins      int
 	conns       map[*conn]struct{}
 	pending     []waBinary.Node
-	contact     bool
+	// unacked are messages a socket of the device got and the device has
+	// not receipted yet: as WhatsApp does, they are delivered again at its
+	// next login (a client that died before it acked loses nothing).
+	unacked []waBinary.Node
+	contact bool
 }
 
 // Server is a WhatsApp multi-device server emulator. Create it with New, then Start it.
