@@ -11,6 +11,11 @@
 //     most once on the local shared.Connector.
 //   - StatePublisher (the connector side) writes the status and QR keys,
 //     with TTLs, without ever blocking its caller.
+//   - SentLog (sentlog.go) remembers the message IDs clients chose and each
+//     token sent, for every connector, so a retried send is not sent twice.
+//   - The webhook outbox (outbox.go): one stream of events per shard, read
+//     in the consumer group "delivery" by the connector owning the shard,
+//     with retries and dead letters in sorted sets.
 //
 // wire.go describes the message format and the key layout, lease.go the
 // ownership policy, handler.go the delivery guarantees.
