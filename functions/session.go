@@ -3,7 +3,6 @@ package functions
 import (
 	"encoding/base64"
 	"net/http"
-	"regexp"
 	"strings"
 
 	"github.com/skip2/go-qrcode"
@@ -18,10 +17,6 @@ type connectRequest struct {
 	Phone     string
 }
 
-// phonePattern is an international number: an optional +, then 7 to 15
-// digits, the first not 0.
-var phonePattern = regexp.MustCompile(`^\+?[1-9][0-9]{6,14}$`)
-
 // parseConnect reads and checks a connect or pair body, and stores a new
 // subscription before the connector is called.
 func (a *API) parseConnect(w http.ResponseWriter, r *http.Request, row *shared.Session, needPhone bool) (*shared.Session, shared.ConnectOptions, error) {
@@ -34,7 +29,7 @@ func (a *API) parseConnect(w http.ResponseWriter, r *http.Request, row *shared.S
 		return nil, opts, shared.Errorf(shared.EINVALID, "missing Phone: use the international format, e.g. 5511999999999")
 	}
 	if opts.Phone != "" {
-		if !phonePattern.MatchString(opts.Phone) {
+		if !shared.IsPhone(opts.Phone) {
 			return nil, opts, shared.Errorf(shared.EINVALID, "invalid Phone: use the international format, digits only after an optional +, e.g. 5511999999999")
 		}
 		opts.Phone = strings.TrimPrefix(opts.Phone, "+")

@@ -19,6 +19,10 @@ var (
 	messageIDRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 )
 
+// IsPhone reports whether s is a phone number in international format: an
+// optional +, then 7 to 15 digits, the first not 0.
+func IsPhone(s string) bool { return phoneRe.MatchString(s) }
+
 // ParseRecipient checks a Phone field: a phone number in international
 // format (digits only after an optional +) or a JID (user, group, LID or
 // newsletter). It returns the JID to send to, or EINVALID naming field.
