@@ -80,7 +80,7 @@ func (req *webhookRequest) update(needURL bool) (shared.SessionUpdate, error) {
 	}
 	if url != nil {
 		v := strings.TrimSpace(*url)
-		if err := shared.CheckWebhookURL(v); err != nil {
+		if err := shared.CheckWebhookURL("WebhookURL", v); err != nil {
 			return u, err
 		}
 		u.Webhook = &v

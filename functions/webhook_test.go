@@ -60,9 +60,10 @@ func TestWebhookEndpoints(t *testing.T) {
 	}
 
 	for _, tt := range []struct{ body, msg string }{
-		{`{"WebhookURL":"ftp://example.com/"}`, "invalid WebhookURL: use an http:// or https:// URL without credentials"},
-		{`{"WebhookURL":"example.com/in"}`, "invalid WebhookURL: use an http:// or https:// URL without credentials"},
-		{`{"WebhookURL":"https://u:p@example.com/"}`, "invalid WebhookURL: use an http:// or https:// URL without credentials"},
+		{`{"WebhookURL":"ftp://example.com/"}`, "invalid WebhookURL: use an http:// or https:// URL of at most 2048 bytes, without credentials"},
+		{`{"WebhookURL":"example.com/in"}`, "invalid WebhookURL: use an http:// or https:// URL of at most 2048 bytes, without credentials"},
+		{`{"WebhookURL":"https://u:p@example.com/"}`, "invalid WebhookURL: use an http:// or https:// URL of at most 2048 bytes, without credentials"},
+		{`{"WebhookURL":"https://example.com/` + strings.Repeat("a", 2048) + `"}`, "invalid WebhookURL: use an http:// or https:// URL of at most 2048 bytes, without credentials"},
 		{`{}`, "missing WebhookURL: an http:// or https:// URL"},
 		{`{"WebhookURL":"https://example.com/","Secret":"plain"}`, "invalid Secret: use whsec_ followed by the base64 of 24 to 64 random bytes"},
 		{`{"WebhookURL":"https://example.com/","Format":"xml"}`, "invalid Format: use form or json"},

@@ -3,7 +3,6 @@ package functions
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"reflect"
 	"strings"
 
@@ -23,9 +22,6 @@ import (
 
 // wuzapiFields are the fields of POST /admin/users.
 var wuzapiFields = sessionFields{name: "name", token: "token", os: "os"}
-
-// maxWebhookBytes is the longest webhook URL accepted.
-const maxWebhookBytes = 2048
 
 // addUserRequest is the body of POST /admin/users: wuzapi's fields (other
 // wuzapi fields, such as expiration or proxyConfig, are ignored) and an
@@ -77,19 +73,6 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 	OK(w, out)
 }
 
-// checkWebhook checks a webhook URL: empty, or an absolute http or https
-// URL.
-func checkWebhook(v string) error {
-	if v == "" {
-		return nil
-	}
-	u, err := url.Parse(v)
-	if len(v) > maxWebhookBytes || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return shared.Errorf(shared.EINVALID, "invalid webhook: must be an http or https URL of at most %d bytes", maxWebhookBytes)
-	}
-	return nil
-}
-
 func (a *API) addUser(w http.ResponseWriter, r *http.Request) {
 	var req addUserRequest
 	if err := decode(w, r, &req); err != nil {
@@ -102,7 +85,7 @@ func (a *API) addUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	row.Webhook = strings.TrimSpace(req.Webhook)
-	if err := checkWebhook(row.Webhook); err != nil {
+	if err := shared.CheckWebhookURL("webhook", row.Webhook); err != nil {
 		Error(w, r, a.log, err)
 		return
 	}

@@ -84,8 +84,9 @@ func TestAdminUsersAddListDelete(t *testing.T) {
 		{"{\"name\":\"n\xff\",\"token\":\"t\"}", 400, "invalid name: must be valid UTF-8 (U+FFFD is refused too)"},
 		{`{"name":"n","token":"t","events":"Message,Bogus"}`, 400, `invalid event type "Bogus": valid types are ` + validEventNames},
 		{`{"name":"n","token":"t","events":5}`, 400, "invalid JSON body: field events must be a string"},
-		{`{"name":"n","token":"t","webhook":"ftp://example.com"}`, 400, "invalid webhook: must be an http or https URL of at most 2048 bytes"},
-		{`{"name":"n","token":"t","webhook":"example.com/hook"}`, 400, "invalid webhook: must be an http or https URL of at most 2048 bytes"},
+		{`{"name":"n","token":"t","webhook":"ftp://example.com"}`, 400, "invalid webhook: use an http:// or https:// URL of at most 2048 bytes, without credentials"},
+		{`{"name":"n","token":"t","webhook":"example.com/hook"}`, 400, "invalid webhook: use an http:// or https:// URL of at most 2048 bytes, without credentials"},
+		{`{"name":"n","token":"t","webhook":"https://u:p@example.com/"}`, 400, "invalid webhook: use an http:// or https:// URL of at most 2048 bytes, without credentials"},
 		{`{"name":"shop","token":"other"}`, 500, "token or name already exists"},
 		{`{"name":"other","token":"shop-token"}`, 500, "token or name already exists"},
 	} {

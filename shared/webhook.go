@@ -103,15 +103,19 @@ type WebhookSettings struct {
 // once. It answers nil when no client runs.
 var OpReloadSession = NewOp[WebhookSettings, Empty]("session.reload", LaneQuery)
 
-// CheckWebhookURL validates a receiver's URL: absolute http or https, with
-// a host. Empty is valid (no webhook).
-func CheckWebhookURL(raw string) error {
+// MaxWebhookURL is the longest webhook URL accepted, in bytes.
+const MaxWebhookURL = 2048
+
+// CheckWebhookURL validates a receiver's URL, given in field: absolute http
+// or https, with a host, without credentials, at most MaxWebhookURL bytes.
+// Empty is valid (no webhook).
+func CheckWebhookURL(field, raw string) error {
 	if raw == "" {
 		return nil
 	}
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return Errorf(EINVALID, "invalid WebhookURL: use an http:// or https:// URL without credentials")
+	if len(raw) > MaxWebhookURL || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return Errorf(EINVALID, "invalid %s: use an http:// or https:// URL of at most %d bytes, without credentials", field, MaxWebhookURL)
 	}
 	return nil
 }

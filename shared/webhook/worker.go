@@ -362,7 +362,7 @@ func (w *Worker) receiver(u *url.URL) chan struct{} {
 // attempt posts d to row's webhook once.
 func (w *Worker) attempt(ctx context.Context, row *shared.Session, d shared.Delivery) outcome {
 	u, err := url.Parse(row.Webhook)
-	if err != nil || shared.CheckWebhookURL(row.Webhook) != nil {
+	if err != nil || shared.CheckWebhookURL("webhook", row.Webhook) != nil {
 		return outcome{why: "invalid webhook URL"}
 	}
 	format := row.WebhookFormat
