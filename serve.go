@@ -126,7 +126,7 @@ func pathCause(err error) error {
 // newConnector opens the whatsmeow key store (cfg.KeyStore()) and returns a
 // connector on it configured from cfg; base supplies the token store and
 // the callbacks. The caller closes the key store.
-func newConnector(ctx context.Context, log *slog.Logger, cfg Config, base connector.Config) (*connector.Manager, *sqlstore.Container, error) {
+func newConnector(ctx context.Context, log *slog.Logger, cfg Config, base connector.Config) (*connector.Manager, shared.KeyStore, error) {
 	hooks, err := whatsappHooks(cfg)
 	if err != nil {
 		return nil, nil, err

@@ -19,8 +19,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.mau.fi/whatsmeow/store/sqlstore"
-
 	"github.com/wago-gw/wago/shared"
 )
 
@@ -29,8 +27,9 @@ type Config struct {
 	// Store holds the token rows; the manager records JIDs and the
 	// AutoConnect flag in it, and deletes rows on delete.
 	Store shared.Store
-	// Container holds the whatsmeow devices (keys).
-	Container *sqlstore.Container
+	// Container holds the whatsmeow devices (keys): whatsmeow's sqlstore
+	// (SQLite, PostgreSQL) or any store that passes shared/keystoretest.
+	Container shared.KeyStore
 	// Log receives the manager's logs; nil discards them.
 	Log *slog.Logger
 	// Hooks point whatsmeow at a test server; zero in production.
@@ -107,7 +106,7 @@ type Manager struct {
 	cfg   Config
 	log   *slog.Logger
 	store shared.Store
-	keys  *sqlstore.Container
+	keys  shared.KeyStore
 
 	// ctx is the life of every connection; cancel ends them all.
 	ctx    context.Context

@@ -7,6 +7,8 @@ import (
 
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	waLog "go.mau.fi/whatsmeow/util/log"
+
+	"github.com/wago-gw/wago/shared"
 )
 
 // openDB opens a SQLite file with DSN's settings on a pool of exactly one
@@ -77,3 +79,5 @@ func upgradeKeyStore(ctx context.Context, path string, log waLog.Logger) error {
 	}
 	return nil
 }
+
+var _ shared.KeyStore = (*sqlstore.Container)(nil)

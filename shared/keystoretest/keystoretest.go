@@ -1,0 +1,203 @@
+// Package keystoretest is the contract every shared.KeyStore (whatsmeow's
+// device store) must meet, written against whatsmeow's store interfaces
+// (go.mau.fi/whatsmeow/store) with the semantics of whatsmeow's sqlstore on
+// SQLite, the reference. A store's tests call Run with a function that
+// opens a fresh, empty store:
+//
+//	func TestKeyStore(t *testing.T) {
+//		keystoretest.Run(t, func(t *testing.T) shared.KeyStore { ... })
+//	}
+//
+// Every case reads what it wrote back through a device got again from the
+// store (GetDevice), not through the instance that wrote it, so an
+// implementation cannot pass on what it caches in memory.
+package keystoretest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.mau.fi/whatsmeow/proto/waAdv"
+	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/util/keys"
+
+	"github.com/wago-gw/wago/shared"
+)
+
+// Run runs the contract suite. open must return a fresh, empty store each
+// time it is called and close it (t.Cleanup) when t ends; Run calls it once
+// per subtest, and subtests run in parallel, so open must be safe to call
+// concurrently.
+func Run(t *testing.T, open func(t *testing.T) shared.KeyStore) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, ks shared.KeyStore)
+	}{
+		{"DeviceNew", testDeviceNew},
+		{"DevicePutGet", testDevicePutGet},
+		{"DeviceUpdate", testDeviceUpdate},
+		{"DeviceGetAll", testDeviceGetAll},
+		{"DeviceDelete", testDeviceDelete},
+		{"DeviceDeleteCascades", testDeviceDeleteCascades},
+		{"DevicesIsolated", testDevicesIsolated},
+		{"Identities", testIdentities},
+		{"DeleteAllIdentities", testDeleteAllIdentities},
+		{"Sessions", testSessions},
+		{"ManySessions", testManySessions},
+		{"DeleteAllSessions", testDeleteAllSessions},
+		{"MigratePNToLID", testMigratePNToLID},
+		{"ConcurrentSessions", testConcurrentSessions},
+		{"PreKeysGenerate", testPreKeysGenerate},
+		{"PreKeysUpload", testPreKeysUpload},
+		{"PreKeysRemove", testPreKeysRemove},
+		{"GenOnePreKey", testGenOnePreKey},
+		{"SenderKeys", testSenderKeys},
+		{"AppStateSyncKeys", testAppStateSyncKeys},
+		{"AppStateVersion", testAppStateVersion},
+		{"AppStateMutationMACs", testAppStateMutationMACs},
+		{"ContactPushName", testContactPushName},
+		{"ContactBusinessName", testContactBusinessName},
+		{"ContactName", testContactName},
+		{"AllContactNames", testAllContactNames},
+		{"RedactedPhones", testRedactedPhones},
+		{"ChatSettings", testChatSettings},
+		{"MessageSecrets", testMessageSecrets},
+		{"MessageSecretsAltJID", testMessageSecretsAltJID},
+		{"PrivacyTokens", testPrivacyTokens},
+		{"PrivacyTokensAltJID", testPrivacyTokensAltJID},
+		{"LIDMap", testLIDMap},
+		{"LIDMapRemap", testLIDMapRemap},
+		{"LIDMapMany", testLIDMapMany},
+		{"LIDMapInvalid", testLIDMapInvalid},
+		{"EventBuffer", testEventBuffer},
+		{"DecryptionTxnCommit", testDecryptionTxnCommit},
+		{"DecryptionTxnRollback", testDecryptionTxnRollback},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, open(t))
+		})
+	}
+}
+
+// seq makes phone numbers unique within a test binary; rnd among binaries
+// (stores that share one table across runs).
+var (
+	seq = atomic.Uint32{}
+	rnd = rand.Uint32N(90000) + 10000
+)
+
+// phone returns a new phone number, distinct from every other it returned.
+func phone() string {
+	return fmt.Sprintf("55%05d%06d", rnd, seq.Add(1))
+}
+
+// pnJID returns a new phone-number user JID (device 0).
+func pnJID() types.JID { return types.NewJID(phone(), types.DefaultUserServer) }
+
+// lidJID returns a new LID user JID (device 0).
+func lidJID() types.JID { return types.NewJID(phone()[2:], types.HiddenUserServer) }
+
+// signalAddr returns the Signal address (user:device) of jid's device dev,
+// the key of identities and sessions.
+func signalAddr(jid types.JID, dev uint16) string {
+	jid.Device = dev
+	return jid.SignalAddress().String()
+}
+
+// newDevice returns a new device of ks with a JID, a LID and every field
+// that PutDevice stores set, not yet saved.
+func newDevice(ks shared.KeyStore) *store.Device {
+	dev := ks.NewDevice()
+	jid := pnJID()
+	jid.Device = uint16(rand.IntN(90) + 1)
+	dev.ID = &jid
+	dev.LID = lidJID()
+	dev.LID.Device = jid.Device
+	dev.Account = &waAdv.ADVSignedDeviceIdentity{
+		Details:             []byte("details of " + jid.String()),
+		AccountSignature:    randBytes(64),
+		AccountSignatureKey: randBytes(32),
+		DeviceSignature:     randBytes(64),
+	}
+	dev.Platform = "chrome"
+	dev.PushName = "Wago " + jid.User
+	return dev
+}
+
+// saved returns a new device of ks (newDevice), saved.
+func saved(t *testing.T, ks shared.KeyStore) *store.Device {
+	t.Helper()
+	dev := newDevice(ks)
+	if err := dev.Save(t.Context()); err != nil {
+		t.Fatalf("Save(%s): %v", dev.ID, err)
+	}
+	if !dev.Initialized || dev.Sessions == nil || dev.LIDs == nil {
+		t.Fatalf("Save(%s) did not initialize the device's stores", dev.ID)
+	}
+	return dev
+}
+
+// reload gets dev again from ks: a new instance, with no state in memory
+// from the one that wrote.
+func reload(t *testing.T, ks shared.KeyStore, dev *store.Device) *store.Device {
+	t.Helper()
+	got, err := ks.GetDevice(t.Context(), *dev.ID)
+	if err != nil {
+		t.Fatalf("GetDevice(%s): %v", dev.ID, err)
+	}
+	if got == nil {
+		t.Fatalf("GetDevice(%s) = nil, nil", dev.ID)
+	}
+	if got == dev {
+		t.Fatalf("GetDevice(%s) returned the instance that wrote", dev.ID)
+	}
+	return got
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rand.UintN(256))
+	}
+	return b
+}
+
+func must(t *testing.T, what string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func ctx(t *testing.T) context.Context { return t.Context() }
+
+func checkBytes(t *testing.T, what string, got, want []byte) {
+	t.Helper()
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s = %x, want %x", what, got, want)
+	}
+}
+
+// samePair reports whether a and b hold the same keys.
+func samePair(a, b *keys.KeyPair) bool {
+	return a != nil && b != nil && a.Pub != nil && b.Pub != nil && a.Priv != nil && b.Priv != nil &&
+		*a.Pub == *b.Pub && *a.Priv == *b.Priv
+}
+
+func timeUnix(sec int64) time.Time { return time.Unix(sec, 0) }
+
+// mac returns a 32-byte MAC named s (app state MACs are HMAC-SHA256).
+func mac(s string) []byte {
+	m := sha256.Sum256([]byte(s))
+	return m[:]
+}
