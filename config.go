@@ -92,7 +92,8 @@ type Config struct {
 	// the connector's default key store.
 	DataDir string
 	// WhatsmeowDB is WAGO_WHATSMEOW_DB: the whatsmeow key store, a SQLite
-	// path or a postgres:// URL. Empty: whatsmeow.db in DataDir (KeyStore).
+	// path, a postgres:// URL or dynamodb://<table> (reached as
+	// DynamoDBEndpoint says). Empty: whatsmeow.db in DataDir (KeyStore).
 	WhatsmeowDB string
 	// WAVersion is WAGO_WA_VERSION, the WhatsApp Web version to announce
 	// (2.3000.x). Empty: fetched from WhatsApp at start.
@@ -494,11 +495,17 @@ func checkHostPort(addr string) error {
 // checkKeyStore accepts a SQLite path or a postgres:// URL (empty: the
 // default path).
 func checkKeyStore(addr string) error {
-	scheme, _, isURL := strings.Cut(addr, "://")
-	if isURL && scheme != "postgres" && scheme != "postgresql" {
-		return fmt.Errorf("must be a SQLite file path or a postgres:// URL, got a %s:// URL", scheme)
+	scheme, rest, isURL := strings.Cut(addr, "://")
+	switch {
+	case !isURL || scheme == "postgres" || scheme == "postgresql":
+		return nil
+	case scheme == "dynamodb":
+		if err := checkTableName(rest); err != nil {
+			return fmt.Errorf("dynamodb://<table>: the table name %w", err)
+		}
+		return nil
 	}
-	return nil
+	return fmt.Errorf("must be a SQLite file path, a postgres:// URL or dynamodb://<table>, got a %s:// URL", scheme)
 }
 
 // checkRedisURL accepts what go-redis parses (empty: no Redis). The value

@@ -20,6 +20,7 @@ import (
 	"github.com/wago-gw/wago/connector"
 	"github.com/wago-gw/wago/functions"
 	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/dynamo"
 	"github.com/wago-gw/wago/shared/sqlite"
 	"github.com/wago-gw/wago/shared/webhook"
 )
@@ -138,7 +139,7 @@ func newConnector(ctx context.Context, log *slog.Logger, cfg Config, base connec
 			return nil, nil, err
 		}
 	}
-	keys, err := openKeyStore(ctx, cfg.KeyStore(), log)
+	keys, err := openKeyStore(ctx, cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -195,15 +196,21 @@ func checkWAVersion(s string) error {
 // parseRootKey decodes WAGO_WHATSAPP_ROOT_KEY with the connector's parser.
 func parseRootKey(s string) (*[32]byte, error) { return connector.ParseRootKey(s) }
 
-// openKeyStore opens the whatsmeow key store: a SQLite file path, or a
-// postgres:// URL.
-func openKeyStore(ctx context.Context, addr string, log *slog.Logger) (*sqlstore.Container, error) {
+// openKeyStore opens the whatsmeow key store: a SQLite file path, a
+// postgres:// URL, or dynamodb://<table> (on the token table's endpoint,
+// created if missing when WAGO_DYNAMODB_CREATE_TABLE is on).
+func openKeyStore(ctx context.Context, cfg Config, log *slog.Logger) (shared.KeyStore, error) {
+	addr := cfg.KeyStore()
 	keysLog := connector.WALogger(log.With("part", "keystore"))
 	var (
-		c   *sqlstore.Container
+		c   shared.KeyStore
 		err error
 	)
-	if strings.HasPrefix(addr, "postgres://") || strings.HasPrefix(addr, "postgresql://") {
+	if table, ok := strings.CutPrefix(addr, "dynamodb://"); ok {
+		c, err = dynamo.OpenKeys(ctx, dynamo.KeysConfig{
+			Table: table, Endpoint: cfg.DynamoDBEndpoint, CreateTable: cfg.DynamoDBCreateTable, Log: keysLog,
+		})
+	} else if strings.HasPrefix(addr, "postgres://") || strings.HasPrefix(addr, "postgresql://") {
 		c, err = sqlstore.New(ctx, "postgres", addr, keysLog)
 	} else {
 		// One connection: writers queue in Go instead of failing with

@@ -68,33 +68,44 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Table == "" {
 		return nil, errors.New("dynamo: open: no table name")
 	}
+	client, err := newClient(ctx, cfg.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{client: client, table: cfg.Table, now: time.Now}
+	if cfg.CreateTable {
+		if err := ensureTable(ctx, client, s.table, ""); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// newClient returns a DynamoDB client for endpoint (empty: AWS), configured
+// from the standard AWS environment as Config.Endpoint describes, then by
+// extra.
+func newClient(ctx context.Context, endpoint string, extra ...func(*dynamodb.Options)) (*dynamodb.Client, error) {
 	var opts []func(*config.LoadOptions) error
-	if cfg.Endpoint != "" && !credentialsInEnv() {
+	if endpoint != "" && !credentialsInEnv() {
 		opts = append(opts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider("wagolocal", "wagolocal", "")))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("dynamo: open: load AWS config: %w", err)
+		return nil, fmt.Errorf("dynamo: load AWS config: %w", err)
 	}
 	if awsCfg.Region == "" {
 		awsCfg.Region = DefaultRegion
 	}
-	client := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
-		if cfg.Endpoint != "" {
-			o.BaseEndpoint = aws.String(cfg.Endpoint)
+	clientOpts := append([]func(*dynamodb.Options){func(o *dynamodb.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
 			// DynamoDB Local sends no x-amz-crc32 header with error
 			// responses, and the SDK logs a warning for each one.
 			o.DisableValidateResponseChecksum = true
 		}
-	})
-	s := &Store{client: client, table: cfg.Table, now: time.Now}
-	if cfg.CreateTable {
-		if err := s.ensureTable(ctx); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
+	}}, extra...)
+	return dynamodb.NewFromConfig(awsCfg, clientOpts...), nil
 }
 
 // credentialsInEnv reports whether the environment names credentials or a

@@ -55,17 +55,24 @@ func openTest(t *testing.T, ep, table string) *Store {
 	if err != nil {
 		t.Fatalf("Open(%q): %v", table, err)
 	}
+	dropAtEnd(t, st.client, table)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := st.client.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(table)}); err != nil {
-			t.Errorf("delete table %s: %v", table, err)
-		}
 		if err := st.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 	})
 	return st
+}
+
+// dropAtEnd deletes table when t ends.
+func dropAtEnd(t *testing.T, client *dynamodb.Client, table string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := client.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(table)}); err != nil {
+			t.Errorf("delete table %s: %v", table, err)
+		}
+	})
 }
 
 func TestStoreContract(t *testing.T) {

@@ -17,19 +17,21 @@ import (
 const tableWait = 5 * time.Minute
 
 // ensureTable creates the table unless it exists and waits until it is
-// ACTIVE. Another process may create it at the same moment: DynamoDB then
-// answers ResourceInUseException to one of them, which is success here.
-func (s *Store) ensureTable(ctx context.Context) error {
+// ACTIVE. Its key is the string hash key pk and, if sortKey is not empty,
+// the string range key sortKey. Another process may create it at the same
+// moment: DynamoDB then answers ResourceInUseException to one of them, which
+// is success here.
+func ensureTable(ctx context.Context, client *dynamodb.Client, table, sortKey string) error {
 	ctx, cancel := context.WithTimeout(ctx, tableWait)
 	defer cancel()
 
-	status, err := s.tableStatus(ctx)
+	status, err := tableStatus(ctx, client, table)
 	if err != nil {
 		return storeError("describe table", err)
 	}
 	if status == "" {
-		_, err := s.client.CreateTable(ctx, &dynamodb.CreateTableInput{
-			TableName:   &s.table,
+		in := &dynamodb.CreateTableInput{
+			TableName:   &table,
 			BillingMode: types.BillingModePayPerRequest,
 			AttributeDefinitions: []types.AttributeDefinition{
 				{AttributeName: aws.String(attrPK), AttributeType: types.ScalarAttributeTypeS},
@@ -37,7 +39,13 @@ func (s *Store) ensureTable(ctx context.Context) error {
 			KeySchema: []types.KeySchemaElement{
 				{AttributeName: aws.String(attrPK), KeyType: types.KeyTypeHash},
 			},
-		})
+		}
+		if sortKey != "" {
+			in.AttributeDefinitions = append(in.AttributeDefinitions,
+				types.AttributeDefinition{AttributeName: &sortKey, AttributeType: types.ScalarAttributeTypeS})
+			in.KeySchema = append(in.KeySchema, types.KeySchemaElement{AttributeName: &sortKey, KeyType: types.KeyTypeRange})
+		}
+		_, err := client.CreateTable(ctx, in)
 		var inUse *types.ResourceInUseException
 		if err != nil && !errors.As(err, &inUse) {
 			return storeError("create table", err)
@@ -45,19 +53,19 @@ func (s *Store) ensureTable(ctx context.Context) error {
 	}
 	for attempt := 0; status != types.TableStatusActive; attempt++ {
 		if status != "" && status != types.TableStatusCreating && status != types.TableStatusUpdating {
-			return fmt.Errorf("dynamo: table %s is %s", s.table, status)
+			return fmt.Errorf("dynamo: table %s is %s", table, status)
 		}
 		if status != "" || attempt > 0 {
 			wait := min(50*time.Millisecond<<min(attempt, 10), 2*time.Second)
 			select {
 			case <-ctx.Done():
-				return storeError("wait for table", fmt.Errorf("table %s is not ACTIVE: %w", s.table, ctx.Err()))
+				return storeError("wait for table", fmt.Errorf("table %s is not ACTIVE: %w", table, ctx.Err()))
 			case <-time.After(wait):
 			}
 		}
 		// Right after CreateTable, DescribeTable may still say "not found"
 		// for a moment: keep polling.
-		if status, err = s.tableStatus(ctx); err != nil {
+		if status, err = tableStatus(ctx, client, table); err != nil {
 			return storeError("wait for table", err)
 		}
 	}
@@ -65,8 +73,8 @@ func (s *Store) ensureTable(ctx context.Context) error {
 }
 
 // tableStatus returns the table's status, or "" if it does not exist.
-func (s *Store) tableStatus(ctx context.Context) (types.TableStatus, error) {
-	out, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &s.table})
+func tableStatus(ctx context.Context, client *dynamodb.Client, table string) (types.TableStatus, error) {
+	out, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &table})
 	var notFound *types.ResourceNotFoundException
 	if errors.As(err, &notFound) {
 		return "", nil
