@@ -1,6 +1,6 @@
 # wago — see README.md.
 #   make run     the all-in-one server on :1337 (SQLite under ./data)
-#   make test    installs and starts Redis and DynamoDB Local, then every test with -race
+#   make test    installs and starts Redis, PostgreSQL and DynamoDB Local, then every test with -race
 #   make bench   the benchmarks of the issues' targets (needs what `make test` installs)
 
 GO        ?= go
@@ -21,18 +21,20 @@ build:
 bootstrap:
 	GOOS=linux GOARCH=$${GOARCH:-arm64} $(GO) build -tags lambda.norpc $(GOFLAGS_BUILD) -o $(BIN)/bootstrap .
 
-# services starts Redis and DynamoDB Local (installing them if needed) and
-# writes their addresses to $(SERVICES)/env.
+# services starts Redis, PostgreSQL and DynamoDB Local (installing them if
+# needed) and writes their addresses to $(SERVICES)/env.
 services:
 	@mkdir -p $(SERVICES)
 	@WAGO_SERVICES_DIR=$(SERVICES) .ci/redis 6390 > $(SERVICES)/out.redis
+	@WAGO_SERVICES_DIR=$(SERVICES) .ci/postgres 5440 > $(SERVICES)/out.postgres
 	@WAGO_SERVICES_DIR=$(SERVICES) .ci/dynamodb-local 8007 > $(SERVICES)/out.dynamo
-	@{ tail -n 1 $(SERVICES)/out.redis; tail -n 1 $(SERVICES)/out.dynamo; } > $(SERVICES)/env
-	@grep -q '^WAGO_TEST_REDIS_URL=' $(SERVICES)/env && grep -q '^WAGO_TEST_DYNAMODB_ENDPOINT=' $(SERVICES)/env
+	@{ tail -n 1 $(SERVICES)/out.redis; tail -n 1 $(SERVICES)/out.postgres; tail -n 1 $(SERVICES)/out.dynamo; } > $(SERVICES)/env
+	@grep -q '^WAGO_TEST_REDIS_URL=' $(SERVICES)/env && grep -q '^WAGO_TEST_POSTGRES_URL=' $(SERVICES)/env && grep -q '^WAGO_TEST_DYNAMODB_ENDPOINT=' $(SERVICES)/env
 	@cat $(SERVICES)/env
 
 services-stop:
 	-@WAGO_SERVICES_DIR=$(SERVICES) .ci/redis stop 6390
+	-@WAGO_SERVICES_DIR=$(SERVICES) .ci/postgres stop 5440
 	-@WAGO_SERVICES_DIR=$(SERVICES) .ci/dynamodb-local stop
 
 test: services

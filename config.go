@@ -92,8 +92,9 @@ type Config struct {
 	// the connector's default key store.
 	DataDir string
 	// WhatsmeowDB is WAGO_WHATSMEOW_DB: the whatsmeow key store, a SQLite
-	// path, a postgres:// URL or dynamodb://<table> (reached as
-	// DynamoDBEndpoint says). Empty: whatsmeow.db in DataDir (KeyStore).
+	// path, a postgres:// (postgresql://) URL of a PostgreSQL database or
+	// dynamodb://<table> (reached as DynamoDBEndpoint says). Empty:
+	// whatsmeow.db in DataDir (KeyStore).
 	WhatsmeowDB string
 	// WAVersion is WAGO_WA_VERSION, the WhatsApp Web version to announce
 	// (2.3000.x). Empty: fetched from WhatsApp at start.

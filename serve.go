@@ -15,12 +15,11 @@ import (
 	"strings"
 	"time"
 
-	"go.mau.fi/whatsmeow/store/sqlstore"
-
 	"github.com/wago-gw/wago/connector"
 	"github.com/wago-gw/wago/functions"
 	"github.com/wago-gw/wago/shared"
 	"github.com/wago-gw/wago/shared/dynamo"
+	"github.com/wago-gw/wago/shared/postgres"
 	"github.com/wago-gw/wago/shared/sqlite"
 	"github.com/wago-gw/wago/shared/webhook"
 )
@@ -197,8 +196,9 @@ func checkWAVersion(s string) error {
 func parseRootKey(s string) (*[32]byte, error) { return connector.ParseRootKey(s) }
 
 // openKeyStore opens the whatsmeow key store: a SQLite file path, a
-// postgres:// URL, or dynamodb://<table> (on the token table's endpoint,
-// created if missing when WAGO_DYNAMODB_CREATE_TABLE is on).
+// postgres:// (postgresql://) URL, or dynamodb://<table> (on the token
+// table's endpoint, created if missing when WAGO_DYNAMODB_CREATE_TABLE is
+// on).
 func openKeyStore(ctx context.Context, cfg Config, log *slog.Logger) (shared.KeyStore, error) {
 	addr := cfg.KeyStore()
 	keysLog := connector.WALogger(log.With("part", "keystore"))
@@ -210,8 +210,8 @@ func openKeyStore(ctx context.Context, cfg Config, log *slog.Logger) (shared.Key
 		c, err = dynamo.OpenKeys(ctx, dynamo.KeysConfig{
 			Table: table, Endpoint: cfg.DynamoDBEndpoint, CreateTable: cfg.DynamoDBCreateTable, Log: keysLog,
 		})
-	} else if strings.HasPrefix(addr, "postgres://") || strings.HasPrefix(addr, "postgresql://") {
-		c, err = sqlstore.New(ctx, "postgres", addr, keysLog)
+	} else if postgres.IsURL(addr) {
+		c, err = postgres.OpenKeyStore(ctx, addr, keysLog)
 	} else {
 		// One connection: writers queue in Go instead of failing with
 		// SQLITE_BUSY under load.

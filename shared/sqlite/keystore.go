@@ -68,7 +68,19 @@ func OpenKeyStore(ctx context.Context, path string, log waLog.Logger) (*sqlstore
 
 // upgradeKeyStore creates or upgrades the whatsmeow schema in the SQLite
 // file at path, through a pool that it closes.
+//
+// Processes that open one new file at once (connectors started together
+// on a shared volume) would race on the upgrade's check-then-create steps
+// and fail with "table whatsmeow_version already exists" or "duplicate
+// column name: compat": the upgrade runs under a file lock (path +
+// "-upgrade.lock", kept), one process after the other; the later ones
+// find the schema done.
 func upgradeKeyStore(ctx context.Context, path string, log waLog.Logger) error {
+	unlock, err := lockFile(ctx, path+"-upgrade.lock")
+	if err != nil {
+		return fmt.Errorf("failed to lock the key database for its schema upgrade: %w", err)
+	}
+	defer unlock()
 	db, err := sql.Open("sqlite", DSN(path))
 	if err != nil {
 		return fmt.Errorf("failed to open key database: %w", err)
