@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -23,12 +24,18 @@ import (
 // The defaults of Config, named so that the README's table, the code and
 // the tests speak of the same values.
 const (
-	defaultListen        = ":1337"
-	defaultDataDir       = "./data"
-	defaultLogLevel      = "info"
-	defaultDynamoDBTable = "wago-sessions"
-	defaultTokenCacheTTL = 5 * time.Second
-	defaultShards        = redisbus.DefaultShards
+	defaultListen    = ":1337"
+	defaultDataDir   = "./data"
+	defaultLogLevel  = "info"
+	defaultLogFormat = "json"
+	// defaultWhatsmeowLogLevel lets whatsmeow's warnings and errors through:
+	// it is chatty at info and debug.
+	defaultWhatsmeowLogLevel = "warn"
+	// defaultShutdownTimeout bounds a clean stop after SIGTERM/SIGINT.
+	defaultShutdownTimeout = 10 * time.Second
+	defaultDynamoDBTable   = "wago-sessions"
+	defaultTokenCacheTTL   = 5 * time.Second
+	defaultShards          = redisbus.DefaultShards
 
 	// defaultReadHeaderTimeout bounds how long a client may take to send a
 	// request's headers: a few KiB, which any link sends in well under 10 s.
@@ -68,6 +75,17 @@ type Config struct {
 	AdminToken string
 	// LogLevel is WAGO_LOG_LEVEL: debug, info, warn or error, in any case.
 	LogLevel string
+	// LogFormat is WAGO_LOG_FORMAT: json or text.
+	LogFormat string
+	// WhatsmeowLogLevel is WAGO_WHATSMEOW_LOG_LEVEL: the level from which
+	// whatsmeow's own logs pass (WAGO_LOG_LEVEL still applies).
+	WhatsmeowLogLevel string
+	// MetricsListen is WAGO_METRICS_LISTEN: a second listen address that
+	// serves /metrics without a token, /health and /ready. Empty: none.
+	MetricsListen string
+	// ShutdownTimeout is WAGO_SHUTDOWN_TIMEOUT: how long a stop after
+	// SIGTERM/SIGINT may take before the process exits anyway.
+	ShutdownTimeout time.Duration
 
 	// Listen is WAGO_LISTEN, the HTTP listen address (host:port; the host
 	// may be empty).
@@ -152,6 +170,9 @@ type Config struct {
 func defaultConfig() Config {
 	return Config{
 		LogLevel:            defaultLogLevel,
+		LogFormat:           defaultLogFormat,
+		WhatsmeowLogLevel:   defaultWhatsmeowLogLevel,
+		ShutdownTimeout:     defaultShutdownTimeout,
 		Listen:              defaultListen,
 		ReadHeaderTimeout:   defaultReadHeaderTimeout,
 		ReadTimeout:         defaultReadTimeout,
@@ -223,13 +244,33 @@ var settings = []setting{
 			return nil
 		}},
 	{name: "WAGO_LOG_LEVEL",
-		load: func(c *Config, v string) error { c.LogLevel = v; return nil },
+		load:  func(c *Config, v string) error { c.LogLevel = v; return nil },
+		check: func(c *Config) error { return checkLogLevel(c.LogLevel) }},
+	{name: "WAGO_LOG_FORMAT",
+		load: func(c *Config, v string) error { c.LogFormat = strings.ToLower(v); return nil },
 		check: func(c *Config) error {
-			if _, ok := logLevels[strings.ToLower(c.LogLevel)]; !ok {
-				return fmt.Errorf("must be one of debug, info, warn, error, got %q", c.LogLevel)
+			if c.LogFormat != "json" && c.LogFormat != "text" {
+				return fmt.Errorf("must be json or text, got %q", c.LogFormat)
 			}
 			return nil
 		}},
+	{name: "WAGO_WHATSMEOW_LOG_LEVEL",
+		load:  func(c *Config, v string) error { c.WhatsmeowLogLevel = v; return nil },
+		check: func(c *Config) error { return checkLogLevel(c.WhatsmeowLogLevel) }},
+	{name: "WAGO_METRICS_LISTEN",
+		load: func(c *Config, v string) error { c.MetricsListen = v; return nil },
+		check: func(c *Config) error {
+			if c.MetricsListen == "" {
+				return nil
+			}
+			if c.MetricsListen == c.Listen {
+				return errors.New("must differ from WAGO_LISTEN (on WAGO_LISTEN, /metrics needs the admin token)")
+			}
+			return checkHostPort(c.MetricsListen)
+		}},
+	{name: "WAGO_SHUTDOWN_TIMEOUT",
+		load:  func(c *Config, v string) error { return loadDuration(&c.ShutdownTimeout, v) },
+		check: func(c *Config) error { return checkPositive(c.ShutdownTimeout) }},
 	{name: "WAGO_HTTP_READ_HEADER_TIMEOUT",
 		load:  func(c *Config, v string) error { return loadDuration(&c.ReadHeaderTimeout, v) },
 		check: func(c *Config) error { return checkPositive(c.ReadHeaderTimeout) }},
@@ -350,6 +391,13 @@ var logLevels = map[string]slog.Level{
 	"error": slog.LevelError,
 }
 
+func checkLogLevel(level string) error {
+	if _, ok := logLevels[strings.ToLower(level)]; !ok {
+		return fmt.Errorf("must be one of debug, info, warn, error, got %q", level)
+	}
+	return nil
+}
+
 // loadConfig reads the configuration from the environment and validates
 // it. Its error names every bad variable, one per line, with the rule the
 // value breaks.
@@ -443,6 +491,19 @@ func parseSchedule(v string) ([]time.Duration, error) {
 // slogLevel returns LogLevel as a slog level (info when it is invalid,
 // which Validate prevents).
 func (c Config) slogLevel() slog.Level { return logLevels[strings.ToLower(c.LogLevel)] }
+
+// whatsmeowLevel returns WhatsmeowLogLevel as a slog level.
+func (c Config) whatsmeowLevel() slog.Level { return logLevels[strings.ToLower(c.WhatsmeowLogLevel)] }
+
+// logger returns the process's logger on w: JSON or text (LogFormat), from
+// LogLevel.
+func (c Config) logger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.slogLevel()}
+	if c.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
 
 func loadDuration(d *time.Duration, v string) error {
 	x, err := time.ParseDuration(v)

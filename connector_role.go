@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/wago-gw/wago/connector"
+	"github.com/wago-gw/wago/functions"
 	"github.com/wago-gw/wago/shared/cachedstore"
 	"github.com/wago-gw/wago/shared/redisbus"
 )
@@ -25,6 +26,7 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 		return err
 	}
 	defer rdb.Close()
+	reg, metrics := newMetrics()
 	pub := redisbus.NewStatePublisher(rdb, redisbus.PublisherConfig{Logger: log.With("part", "publisher")})
 	// The outbox delivers the events of the shards srv owns (srv is set
 	// before the delivery worker starts).
@@ -32,7 +34,7 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 	outbox := redisbus.NewOutbox(rdb, redisbus.OutboxConfig{Shards: cfg.Shards, Owned: func() []int { return srv.Owned() }})
 	mgr, keys, err := newConnector(ctx, log, cfg, connector.Config{
 		Store: rows, OnState: pub.Publish, OnDelete: pub.Forget,
-		SentLog: redisbus.NewSentLog(rdb, ""), Outbox: outbox,
+		SentLog: redisbus.NewSentLog(rdb, ""), Outbox: outbox, Registerer: reg,
 	})
 	if err != nil {
 		return err
@@ -42,8 +44,9 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 		return func(token string) bool { return redisbus.ShardOf(token, cfg.Shards) == shard }
 	}
 	srv = redisbus.NewServer(rdb, mgr, redisbus.ServerConfig{
-		Shards: cfg.Shards,
-		Logger: log.With("part", "bus"),
+		Shards:     cfg.Shards,
+		Logger:     log.With("part", "bus"),
+		Registerer: reg,
 		OnAcquire: func(ctx context.Context, shard int) {
 			ok, failed := mgr.Restore(ctx, inShard(shard))
 			if ok+failed > 0 {
@@ -59,6 +62,20 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 		},
 	})
 
+	// The connector serves no API: its probes and metrics are on
+	// WAGO_METRICS_LISTEN, when set.
+	probes := functions.Probes(functions.ProbesConfig{
+		Log: log.With("part", "probes"), Metrics: metrics, Registerer: reg,
+		Readiness: functions.Readiness{
+			Checks: []functions.Check{storeCheck(rows), redisCheck(rdb)},
+			View:   managerView(mgr, func() []int { return srv.Owned() }),
+		},
+	})
+	stopHTTP, err := startHTTP(log, cfg, endpoints(cfg, nil, probes))
+	if err != nil {
+		return err
+	}
+
 	var wg sync.WaitGroup
 	pubCtx, stopPub := context.WithCancel(context.Background())
 	wg.Add(1)
@@ -67,16 +84,20 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		newWebhookWorker(log, cfg, outbox, cachedstore.New(rows, cfg.TokenCacheTTL, 0), mgr).Run(hooksCtx)
+		newWebhookWorker(log, cfg, outbox, cachedstore.New(rows, cfg.TokenCacheTTL, 0), mgr, reg).Run(hooksCtx)
 	}()
 	log.Info("connector running", "shards", cfg.Shards)
-	err = srv.Run(ctx) // returns after releasing every shard, which stops their sockets
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	// On SIGTERM, Run releases every shard at once (their leases deleted,
+	// so that another connector takes them over without waiting for the
+	// TTL), which stops their sockets without logging out.
+	err = srv.Run(ctx)
+	sctx, cancel := context.WithTimeout(context.Background(), partsBudget(cfg))
 	defer cancel()
 	mgr.Close(sctx)
 	stopHooks() // after the sockets: no event is queued any more
 	stopPub()
 	wg.Wait()
+	stopHTTP(sctx)
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("connector: %w", err)
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wago-gw/wago/functions"
@@ -62,13 +64,20 @@ func api(ctx context.Context, log *slog.Logger, cfg Config) error {
 	}
 	defer rdb.Close()
 	store := cachedstore.New(rows, cfg.TokenCacheTTL, 0)
+	var reg prometheus.Registerer
+	var metrics http.Handler
+	if !functions.OnLambda() {
+		reg, metrics = newMetrics()
+	}
+	ready := functions.Readiness{Checks: []functions.Check{storeCheck(rows), redisCheck(rdb)}}
 	h, err := functions.New(functions.Config{
 		Store:      store,
-		Connector:  redisbus.NewClient(rdb, redisbus.ClientConfig{Shards: cfg.Shards}),
+		Connector:  redisbus.NewClient(rdb, redisbus.ClientConfig{Shards: cfg.Shards, Registerer: reg}),
 		AdminToken: cfg.AdminToken,
 		Log:        log.With("part", "api"),
 		// The dead letters of the connectors' webhook outbox.
 		DeadLetters: redisbus.NewOutbox(rdb, redisbus.OutboxConfig{Shards: cfg.Shards}),
+		Readiness:   ready, Metrics: metrics, Registerer: reg,
 	})
 	if err != nil {
 		return err
@@ -77,5 +86,6 @@ func api(ctx context.Context, log *slog.Logger, cfg Config) error {
 		functions.ServeLambda(h)
 		return nil
 	}
-	return listen(ctx, log, cfg, h, func(context.Context) {})
+	probes := functions.Probes(functions.ProbesConfig{Log: log.With("part", "probes"), Readiness: ready, Metrics: metrics})
+	return listen(ctx, log, cfg, endpoints(cfg, h, probes), func(context.Context) {})
 }

@@ -6,6 +6,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The AWS Lambda build (-tags lambda.norpc) links only the stateless API:
@@ -24,3 +27,7 @@ func checkWAVersion(string) error { return nil }
 // parseRootKey accepts any WAGO_WHATSAPP_ROOT_KEY: only the connector uses
 // the key, and its parser is not linked into this build.
 func parseRootKey(string) (*[32]byte, error) { return nil, nil }
+
+// newMetrics returns no registry: the Lambda build serves no /metrics, so
+// neither the metrics server nor the runtime collectors are linked.
+func newMetrics() (prometheus.Registerer, http.Handler) { return nil, nil }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wago-gw/wago/connector"
 	"github.com/wago-gw/wago/functions"
 	"github.com/wago-gw/wago/shared"
@@ -44,19 +46,25 @@ func serve(ctx context.Context, log *slog.Logger, cfg Config) error {
 		return err
 	}
 	defer outbox.Close()
-	mgr, keys, err := newConnector(ctx, log, cfg, connector.Config{Store: store, Outbox: outbox})
+	reg, metrics := newMetrics()
+	mgr, keys, err := newConnector(ctx, log, cfg, connector.Config{Store: store, Outbox: outbox, Registerer: reg})
 	if err != nil {
 		return err
 	}
 	defer keys.Close()
 
-	api, err := functions.New(functions.Config{Store: store, Connector: mgr, AdminToken: adminToken, Log: log.With("part", "api"), DeadLetters: outbox})
+	ready := functions.Readiness{Checks: []functions.Check{storeCheck(store)}, View: managerView(mgr, nil)}
+	api, err := functions.New(functions.Config{
+		Store: store, Connector: mgr, AdminToken: adminToken, Log: log.With("part", "api"), DeadLetters: outbox,
+		Readiness: ready, Metrics: metrics, Registerer: reg,
+	})
 	if err != nil {
 		return err
 	}
-	hooksCtx, stopHooks := context.WithCancel(ctx)
+	probes := functions.Probes(functions.ProbesConfig{Log: log.With("part", "probes"), Readiness: ready, Metrics: metrics})
+	hooksCtx, stopHooks := context.WithCancel(context.Background())
 	hooksDone := make(chan struct{})
-	go func() { defer close(hooksDone); newWebhookWorker(log, cfg, outbox, store, mgr).Run(hooksCtx) }()
+	go func() { defer close(hooksDone); newWebhookWorker(log, cfg, outbox, store, mgr, reg).Run(hooksCtx) }()
 	defer func() { stopHooks(); <-hooksDone }() // before the outbox closes
 	go func() {
 		start := time.Now()
@@ -65,17 +73,38 @@ func serve(ctx context.Context, log *slog.Logger, cfg Config) error {
 			log.Info("restored sessions", "restored", ok, "failed", failed, "took", time.Since(start).Round(time.Millisecond))
 		}
 	}()
-	return listen(ctx, log, cfg, api, func(ctx context.Context) { mgr.Close(ctx) })
+	// On SIGTERM: no new requests, those in flight finish; the sockets
+	// close without logging out; then (deferred) the webhook worker stops,
+	// its attempts in flight staying in the outbox, and the outbox commits
+	// what it queued and closes.
+	return listen(ctx, log, cfg, endpoints(cfg, api, probes), func(ctx context.Context) { mgr.Close(ctx) })
+}
+
+// managerView is readiness's view of mgr: its sessions connected and in
+// total, and the shards owned when owned is set (the connector role).
+func managerView(mgr *connector.Manager, owned func() []int) func() map[string]any {
+	return func() map[string]any {
+		states := mgr.States()
+		total := 0
+		for _, n := range states {
+			total += n
+		}
+		view := map[string]any{"sessions": map[string]int{"connected": states[shared.StateConnected], "total": total}}
+		if owned != nil {
+			view["shards"] = owned()
+		}
+		return view
+	}
 }
 
 // newWebhookWorker returns the delivery worker of outbox, configured from
 // cfg; rows gives each token's receiver, and mgr hears of a webhook that a
 // receiver's 410 removed.
-func newWebhookWorker(log *slog.Logger, cfg Config, outbox shared.Outbox, rows shared.Store, mgr shared.Invoker) *webhook.Worker {
+func newWebhookWorker(log *slog.Logger, cfg Config, outbox shared.Outbox, rows shared.Store, mgr shared.Invoker, reg prometheus.Registerer) *webhook.Worker {
 	return webhook.New(webhook.Config{
 		Outbox: outbox, Rows: rows, Secret: cfg.WebhookSecret, Format: cfg.WebhookFormat,
 		Schedule: cfg.retrySchedule(), Timeout: cfg.WebhookTimeout, Concurrency: cfg.WebhookConcurrency,
-		DenyPrivate: cfg.WebhookDenyPrivate, Log: log.With("part", "webhooks"),
+		DenyPrivate: cfg.WebhookDenyPrivate, Log: log.With("part", "webhooks"), Registerer: reg,
 		Gone: func(token string) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -144,6 +173,7 @@ func newConnector(ctx context.Context, log *slog.Logger, cfg Config, base connec
 	}
 	base.Container, base.Hooks = keys, hooks
 	base.Log = log.With("part", "connector")
+	base.WhatsmeowLevel = cfg.whatsmeowLevel()
 	base.WAVersion, base.FetchWAVersion = cfg.WAVersion, true
 	base.ConnectTimeout = cfg.ConnectTimeout
 	return connector.New(base), keys, nil
@@ -201,7 +231,7 @@ func parseRootKey(s string) (*[32]byte, error) { return connector.ParseRootKey(s
 // on).
 func openKeyStore(ctx context.Context, cfg Config, log *slog.Logger) (shared.KeyStore, error) {
 	addr := cfg.KeyStore()
-	keysLog := connector.WALogger(log.With("part", "keystore"))
+	keysLog := connector.WALogger(log.With("part", "keystore"), cfg.whatsmeowLevel())
 	var (
 		c   shared.KeyStore
 		err error

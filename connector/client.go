@@ -99,7 +99,7 @@ func (m *Manager) start(ctx context.Context, s *session, row *shared.Session, re
 		s.update(0, func(st *shared.Status) { st.State, st.LastError = shared.StateFailed, "could not read the device keys" })
 		return nil, err
 	}
-	cli := whatsmeow.NewClient(dev, newWALogger(m.log.With("session", s.logID), slog.LevelWarn))
+	cli := whatsmeow.NewClient(dev, newWALogger(m.log.With("session", s.logID), m.cfg.WhatsmeowLevel.Level()))
 	cli.EnableAutoReconnect = true
 	cli.InitialAutoReconnect = retry
 	useHTTPClient(cli, m.http)
@@ -117,6 +117,7 @@ func (m *Manager) start(ctx context.Context, s *session, row *shared.Session, re
 		cancel()
 		return nil, errStoppedMeanwhile
 	}
+	m.metrics.connects.Inc()
 	cli.AddEventHandlerWithSuccessStatus(m.eventHandler(s, gen, cli, row))
 	if qrCh != nil {
 		go m.consumeQR(s, gen, qrCh)
@@ -291,6 +292,7 @@ func (m *Manager) pairPhone(ctx context.Context, s *session, phone string) (stri
 // UnlinkTimeout; when WhatsApp cannot be told, it closes the socket and
 // still deletes the keys locally.
 func (m *Manager) unlink(ctx context.Context, s *session, cli *whatsmeow.Client) {
+	m.metrics.logouts.Inc()
 	lctx, cancel := context.WithTimeout(ctx, m.cfg.UnlinkTimeout)
 	defer cancel()
 	if err := cli.Logout(lctx); err != nil {
@@ -322,7 +324,7 @@ func (m *Manager) unlinkOffline(ctx context.Context, s *session, row *shared.Ses
 	if err != nil || dev == nil {
 		return
 	}
-	cli := whatsmeow.NewClient(dev, newWALogger(m.log.With("session", s.logID), slog.LevelError))
+	cli := whatsmeow.NewClient(dev, newWALogger(m.log.With("session", s.logID), max(m.cfg.WhatsmeowLevel.Level(), slog.LevelError)))
 	cli.EnableAutoReconnect = false
 	useHTTPClient(cli, m.http)
 	connected := make(chan struct{}, 1)

@@ -25,16 +25,22 @@ func (m *Manager) handleEvent(s *session, gen uint64, cli *whatsmeow.Client, evt
 			st.Connected, st.LoggedIn, st.JID = true, cli.IsLoggedIn(), jid
 			st.State, st.LastError = shared.StateConnected, ""
 		})
+		m.metrics.logins.Inc()
 		m.log.Info("session connected", "session", s.logID)
 	case *events.PairSuccess:
 		jid := evt.ID.String()
 		s.update(gen, func(st *shared.Status) { st.JID = jid })
+		m.metrics.pairings.WithLabelValues("success").Inc()
 		m.saveRow(s, shared.SessionUpdate{JID: &jid, AutoConnect: shared.Ptr(true)})
 		m.log.Info("device linked", "session", s.logID, "platform", evt.Platform)
 	case *events.PairError:
 		s.update(gen, func(st *shared.Status) { st.LastError = "pairing failed: scan a new QR code" })
+		m.metrics.pairings.WithLabelValues("failure").Inc()
 		m.log.Warn("pairing failed", "session", s.logID, "err", evt.Error)
+	case *events.Message:
+		m.metrics.received.Inc()
 	case *events.Disconnected:
+		m.metrics.reconnects.Inc()
 		s.update(gen, func(st *shared.Status) {
 			st.Connected, st.LoggedIn = false, false
 			if st.State == shared.StateConnected {
@@ -70,6 +76,7 @@ func (m *Manager) permanent(s *session, gen uint64, cli *whatsmeow.Client, state
 	if detached == nil {
 		return
 	}
+	m.metrics.permanent.WithLabelValues(state).Inc()
 	m.log.Warn("session stopped", "session", s.logID, "state", state, "reason", why)
 	u := shared.SessionUpdate{AutoConnect: shared.Ptr(false)}
 	if unlinked {
@@ -94,6 +101,7 @@ func (m *Manager) consumeQR(s *session, gen uint64, ch <-chan whatsmeow.QRChanne
 		switch item.Event {
 		case whatsmeow.QRChannelEventCode:
 			s.setQR(gen, item.Code)
+			m.metrics.qrCodes.Inc()
 			m.emitQR(s, item.Code)
 		case whatsmeow.QRChannelSuccess.Event:
 			s.setQR(gen, "")

@@ -15,8 +15,9 @@ type waLogger struct {
 	min slog.Level
 }
 
-// WALogger returns a whatsmeow logger that writes warnings and errors to log.
-func WALogger(log *slog.Logger) waLog.Logger { return newWALogger(log, slog.LevelWarn) }
+// WALogger returns a whatsmeow logger that writes to log what whatsmeow
+// logs at min or above.
+func WALogger(log *slog.Logger, min slog.Level) waLog.Logger { return newWALogger(log, min) }
 
 func newWALogger(log *slog.Logger, min slog.Level) waLog.Logger {
 	return &waLogger{log: log, min: min}

@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wago-gw/wago/shared"
 )
 
@@ -32,6 +34,11 @@ type Config struct {
 	Container shared.KeyStore
 	// Log receives the manager's logs; nil discards them.
 	Log *slog.Logger
+	// WhatsmeowLevel is the level from which whatsmeow's own logs pass into
+	// Log; nil: warnings and errors.
+	WhatsmeowLevel slog.Leveler
+	// Registerer receives the connector's metrics (metrics.go); nil: none.
+	Registerer prometheus.Registerer
 	// Hooks point whatsmeow at a test server; zero in production.
 	Hooks Hooks
 	// WAVersion is the WhatsApp Web version to announce; empty: fetch the
@@ -76,6 +83,9 @@ func (c *Config) setDefaults() {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
+	if c.WhatsmeowLevel == nil {
+		c.WhatsmeowLevel = slog.LevelWarn
+	}
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = 20 * time.Second
 	}
@@ -117,6 +127,8 @@ type Manager struct {
 	versionReady chan struct{}
 	// http is shared by every whatsmeow client.
 	http *http.Client
+	// metrics counts what the connector does (metrics.go).
+	metrics *metrics
 
 	// sessionsLock guards sessions.
 	sessionsLock sync.RWMutex
@@ -137,6 +149,7 @@ func New(cfg Config) *Manager {
 		http:         cfg.Hooks.httpClient(),
 		sessions:     map[string]*session{},
 	}
+	m.metrics = newMetrics(cfg.Registerer, m)
 	cfg.Hooks.install()
 	go resolveVersion(ctx, cfg.WAVersion, cfg.FetchWAVersion && cfg.Hooks.Addr == "", m.log, m.versionReady)
 	return m

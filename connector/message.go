@@ -74,6 +74,7 @@ func (m *Manager) sendBuilt(ctx context.Context, token, chat string, build func(
 		if err != nil {
 			return m.sendError(ctx, s, err)
 		}
+		m.metrics.sent.Inc()
 		res = shared.SendResult{ID: resp.ID, Timestamp: resp.Timestamp.Unix()}
 		return nil
 	})

@@ -155,6 +155,7 @@ func (m *Manager) send(ctx context.Context, token string, req shared.SendRequest
 	if err != nil {
 		return shared.SendResult{}, m.sendError(ctx, s, err)
 	}
+	m.metrics.sent.Inc()
 	res := shared.SendResult{ID: resp.ID, Timestamp: resp.Timestamp.Unix()}
 	s.outbox.remember(resp.ID, res)
 	if log := m.cfg.SentLog; log != nil && req.IDFromClient {
@@ -167,6 +168,7 @@ func (m *Manager) send(ctx context.Context, token string, req shared.SendRequest
 
 // sendError maps a whatsmeow send failure to a client-safe error.
 func (m *Manager) sendError(ctx context.Context, s *session, err error) error {
+	m.metrics.sendErrors.Inc()
 	m.log.Warn("send failed", "session", s.logID, "err", err)
 	switch {
 	case ctx.Err() != nil:

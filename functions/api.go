@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 
 	"github.com/julienschmidt/httprouter"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wago-gw/wago/shared"
 )
@@ -25,6 +26,13 @@ type Config struct {
 	// DeadLetters serves GET /webhook/failed and POST /webhook/replay;
 	// nil: they answer 503.
 	DeadLetters shared.DeadLetters
+
+	// Readiness configures GET /ready; no checks: always ready.
+	Readiness Readiness
+	// Metrics serves GET /metrics behind the admin token; nil: no /metrics.
+	Metrics http.Handler
+	// Registerer receives the API's HTTP metrics; nil: none.
+	Registerer prometheus.Registerer
 }
 
 // API serves the WaGo routes.
@@ -33,7 +41,11 @@ type API struct {
 	connector shared.Connector
 	admin     adminKey
 	log       *slog.Logger
-	router    *httprouter.Router
+	handler   http.Handler
+
+	readiness  Readiness
+	metrics    http.Handler
+	registerer prometheus.Registerer
 
 	deadLetters shared.DeadLetters
 }
@@ -46,77 +58,65 @@ func New(cfg Config) (*API, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	a := &API{store: cfg.Store, connector: cfg.Connector, admin: newAdminKey(cfg.AdminToken), log: cfg.Log, deadLetters: cfg.DeadLetters}
-	a.router = a.routes()
+	a := &API{store: cfg.Store, connector: cfg.Connector, admin: newAdminKey(cfg.AdminToken), log: cfg.Log, deadLetters: cfg.DeadLetters,
+		readiness: cfg.Readiness, metrics: cfg.Metrics, registerer: cfg.Registerer}
+	a.handler = a.routes()
 	return a, nil
 }
 
-func (a *API) routes() *httprouter.Router {
-	r := httprouter.New()
-	r.HandleMethodNotAllowed = true
-	r.RedirectTrailingSlash = false
-	r.RedirectFixedPath = false
-	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		writeEnvelope(w, envelope{Code: http.StatusNotFound, Error: "not found"})
-	})
-	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		writeEnvelope(w, envelope{Code: http.StatusMethodNotAllowed, Error: "method not allowed"})
-	})
-	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, v any) {
-		a.log.Error("panic serving request", "method", req.Method, "path", req.URL.Path, "panic", v, "stack", string(debug.Stack()))
-		writeEnvelope(w, envelope{Code: http.StatusInternalServerError, Error: "internal error"})
-	}
-	// OPTIONS on a known path answers its methods, in the Allow header
-	// (set by httprouter) and in the envelope; on an unknown path, the 404.
-	r.HandleOPTIONS = true
-	r.GlobalOPTIONS = http.HandlerFunc(answerOptions)
+func (a *API) routes() http.Handler {
+	r := newRouter(a.log)
+	o := newObserver(a.log, newHTTPMetrics(a.registerer))
+	handle := func(method, path string, h http.Handler) { r.Handler(method, path, o.handle(method, path, h)) }
 
-	// Health checkers use GET or HEAD (net/http drops the body of HEAD).
-	r.Handler(http.MethodGet, "/health", http.HandlerFunc(a.health))
-	r.Handler(http.MethodHead, "/health", http.HandlerFunc(a.health))
+	addProbes(r, o, a.log, a.readiness)
+	if a.metrics != nil {
+		// Behind the admin token: WAGO_METRICS_LISTEN serves it open.
+		handle(http.MethodGet, "/metrics", a.adminOnly(a.metrics.ServeHTTP))
+	}
 
 	// Admin.
-	r.Handler(http.MethodPost, "/session/init", a.adminOnly(a.initSession))
-	r.Handler(http.MethodGet, "/session/all", a.adminOnly(a.allSessions))
-	r.Handler(http.MethodPost, "/session/scanned", a.adminOnly(a.scannedSessions))
-	r.Handler(http.MethodPost, "/session/delete", a.adminOnly(a.deleteSession))
+	handle(http.MethodPost, "/session/init", a.adminOnly(a.initSession))
+	handle(http.MethodGet, "/session/all", a.adminOnly(a.allSessions))
+	handle(http.MethodPost, "/session/scanned", a.adminOnly(a.scannedSessions))
+	handle(http.MethodPost, "/session/delete", a.adminOnly(a.deleteSession))
 
 	// Admin, as wuzapi clients call it (wuzapi.go).
-	r.Handler(http.MethodGet, "/admin/users", a.adminOrAuthorization(a.listUsers))
-	r.Handler(http.MethodPost, "/admin/users", a.adminOrAuthorization(a.addUser))
-	r.Handler(http.MethodDelete, "/admin/users/*id", a.adminOrAuthorization(a.deleteUser))
+	handle(http.MethodGet, "/admin/users", a.adminOrAuthorization(a.listUsers))
+	handle(http.MethodPost, "/admin/users", a.adminOrAuthorization(a.addUser))
+	handle(http.MethodDelete, "/admin/users/*id", a.adminOrAuthorization(a.deleteUser))
 
 	// Sessions.
-	r.Handler(http.MethodPost, "/session/connect", a.withSession(a.connect))
-	r.Handler(http.MethodPost, "/session/pair", a.withSession(a.pair))
-	r.Handler(http.MethodPost, "/session/pairphone", a.withSession(a.pair)) // wuzapi's name
-	r.Handler(http.MethodGet, "/session/qr", a.withSession(a.qr))
-	r.Handler(http.MethodGet, "/session/status", a.withSession(a.status))
-	r.Handler(http.MethodPost, "/session/disconnect", a.withSession(a.disconnect))
-	r.Handler(http.MethodPost, "/session/logout", a.withSession(a.logout))
+	handle(http.MethodPost, "/session/connect", a.withSession(a.connect))
+	handle(http.MethodPost, "/session/pair", a.withSession(a.pair))
+	handle(http.MethodPost, "/session/pairphone", a.withSession(a.pair)) // wuzapi's name
+	handle(http.MethodGet, "/session/qr", a.withSession(a.qr))
+	handle(http.MethodGet, "/session/status", a.withSession(a.status))
+	handle(http.MethodPost, "/session/disconnect", a.withSession(a.disconnect))
+	handle(http.MethodPost, "/session/logout", a.withSession(a.logout))
 
 	// Webhooks (webhook.go); PUT is wuzapi's.
-	r.Handler(http.MethodPost, "/webhook", a.withSession(a.setWebhook))
-	r.Handler(http.MethodPut, "/webhook", a.withSession(a.setWebhook))
-	r.Handler(http.MethodGet, "/webhook", a.withSession(a.getWebhook))
-	r.Handler(http.MethodDelete, "/webhook", a.withSession(a.deleteWebhook))
-	r.Handler(http.MethodGet, "/webhook/failed", a.adminOnly(a.failedWebhooks))
-	r.Handler(http.MethodPost, "/webhook/replay", a.adminOnly(a.replayWebhooks))
+	handle(http.MethodPost, "/webhook", a.withSession(a.setWebhook))
+	handle(http.MethodPut, "/webhook", a.withSession(a.setWebhook))
+	handle(http.MethodGet, "/webhook", a.withSession(a.getWebhook))
+	handle(http.MethodDelete, "/webhook", a.withSession(a.deleteWebhook))
+	handle(http.MethodGet, "/webhook/failed", a.adminOnly(a.failedWebhooks))
+	handle(http.MethodPost, "/webhook/replay", a.adminOnly(a.replayWebhooks))
 
 	// Sending, at WaGo's paths and wuzapi's.
 	for path, h := range map[string]sessionHandler{
 		"text": a.sendText, "location": a.sendLocation, "contact": a.sendContact, "poll": a.sendPoll,
 	} {
-		r.Handler(http.MethodPost, "/send/"+path, a.withSession(h))
-		r.Handler(http.MethodPost, "/chat/send/"+path, a.withSession(h))
+		handle(http.MethodPost, "/send/"+path, a.withSession(h))
+		handle(http.MethodPost, "/chat/send/"+path, a.withSession(h))
 	}
 
 	// Media, at WaGo's paths and wuzapi's.
 	for kind := range mediaField {
-		r.Handler(http.MethodPost, "/send/"+kind, a.withSession(a.sendMedia(kind)))
-		r.Handler(http.MethodPost, "/chat/send/"+kind, a.withSession(a.sendMedia(kind)))
-		r.Handler(http.MethodPost, "/message/download/"+kind, a.withSession(a.downloadMedia(kind)))
-		r.Handler(http.MethodPost, "/chat/download"+kind, a.withSession(a.downloadMedia(kind)))
+		handle(http.MethodPost, "/send/"+kind, a.withSession(a.sendMedia(kind)))
+		handle(http.MethodPost, "/chat/send/"+kind, a.withSession(a.sendMedia(kind)))
+		handle(http.MethodPost, "/message/download/"+kind, a.withSession(a.downloadMedia(kind)))
+		handle(http.MethodPost, "/chat/download"+kind, a.withSession(a.downloadMedia(kind)))
 	}
 
 	// Messages, users and calls; the second path is wuzapi's.
@@ -137,9 +137,10 @@ func (a *API) routes() *httprouter.Router {
 		"/user/presence":    a.userPresence,
 		"/call/reject":      a.callReject,
 	} {
-		r.Handler(http.MethodPost, path, a.withSession(h))
+		handle(http.MethodPost, path, a.withSession(h))
 	}
-	return r
+	o.next = r
+	return o
 }
 
 // answerOptions answers an OPTIONS request on a known path with the methods it
@@ -151,7 +152,7 @@ func answerOptions(w http.ResponseWriter, _ *http.Request) {
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	a.router.ServeHTTP(w, r)
+	a.handler.ServeHTTP(w, r)
 }
 
 // adminOnly guards h with the admin token in the admintoken header.
@@ -192,6 +193,27 @@ func (a *API) withSession(h sessionHandler) http.Handler {
 	})
 }
 
-func (a *API) health(w http.ResponseWriter, r *http.Request) {
-	OK(w, map[string]string{"status": "ok"})
+// newRouter returns a router that answers every fault in the envelope: 404,
+// 405, a panic (logged with its request id and route, never the path, which
+// may hold a name or a token), and OPTIONS.
+func newRouter(log *slog.Logger) *httprouter.Router {
+	r := httprouter.New()
+	r.HandleMethodNotAllowed = true
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		writeEnvelope(w, envelope{Code: http.StatusNotFound, Error: "not found"})
+	})
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		writeEnvelope(w, envelope{Code: http.StatusMethodNotAllowed, Error: "method not allowed"})
+	})
+	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, v any) {
+		log.Error("panic serving request", "method", req.Method, "route", routeOf(w), "request_id", requestID(w), "panic", v, "stack", string(debug.Stack()))
+		writeEnvelope(w, envelope{Code: http.StatusInternalServerError, Error: "internal error"})
+	}
+	// OPTIONS on a known path answers its methods, in the Allow header
+	// (set by httprouter) and in the envelope; on an unknown path, the 404.
+	r.HandleOPTIONS = true
+	r.GlobalOPTIONS = http.HandlerFunc(answerOptions)
+	return r
 }

@@ -392,7 +392,11 @@ func TestAdminKeyIsConstantTimeDigest(t *testing.T) {
 
 // BenchmarkStatus measures the handler of the hottest route, GET
 // /session/status, from routing to the written envelope.
-func BenchmarkStatus(b *testing.B) {
+func BenchmarkStatus(b *testing.B) { benchStatus(b, Config{}) }
+
+// benchStatus runs BenchmarkStatus on an API configured by cfg (its store,
+// connector and admin token set here).
+func benchStatus(b *testing.B, cfg Config) {
 	store, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "wago.db"))
 	if err != nil {
 		b.Fatal(err)
@@ -401,7 +405,8 @@ func BenchmarkStatus(b *testing.B) {
 	if err := store.Create(context.Background(), &shared.Session{Name: "c1", Token: "tok1", Os: "linux", Events: []string{"Message", "Call"}}); err != nil {
 		b.Fatal(err)
 	}
-	api, err := New(Config{Store: store, Connector: &connectortest.Fake{}, AdminToken: admin})
+	cfg.Store, cfg.Connector, cfg.AdminToken = store, &connectortest.Fake{}, admin
+	api, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

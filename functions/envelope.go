@@ -88,7 +88,7 @@ func Error(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	code := shared.ErrorCode(err)
 	status := statusFor(code)
 	if status >= 500 && code != shared.EEXISTS {
-		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		log.Error("request failed", "method", r.Method, "route", routeOf(w), "request_id", requestID(w), "err", err)
 	}
 	writeEnvelope(w, envelope{Code: status, Error: shared.ErrorMessage(err)})
 }

@@ -92,6 +92,19 @@ type DeadLetters interface {
 	Replay(ctx context.Context, token string, ids []string) (int, error)
 }
 
+// QueueStats is what an outbox holds: events waiting for their first
+// attempt (or in it), events waiting for a retry, dead letters, and when
+// the oldest event not yet delivered happened (zero: none).
+type QueueStats struct {
+	New, Retrying, Dead int
+	Oldest              time.Time
+}
+
+// QueueStater is an outbox that can count what it holds (for metrics).
+type QueueStater interface {
+	QueueStats(ctx context.Context) (QueueStats, error)
+}
+
 // WebhookSettings is what the connector needs of a row to emit its events.
 type WebhookSettings struct {
 	Webhook string   `json:"webhook"`

@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wago-gw/wago/shared"
@@ -45,6 +46,8 @@ type ClientConfig struct {
 	RedisTimeout time.Duration
 	// StreamMaxLen caps each shard's stream (XADD MAXLEN ~). Default 10000.
 	StreamMaxLen int64
+	// Registerer receives the Client's metrics (metrics.go); nil: none.
+	Registerer prometheus.Registerer
 }
 
 func (c ClientConfig) withDefaults() ClientConfig {
@@ -92,9 +95,10 @@ func (c ClientConfig) Validate() error {
 // refused) Redis to be cut at that deadline, create rdb with
 // ContextTimeoutEnabled: true; otherwise go-redis' own read timeouts apply.
 type Client struct {
-	rdb  redis.UniversalClient
-	cfg  ClientConfig
-	keys keys
+	rdb     redis.UniversalClient
+	cfg     ClientConfig
+	keys    keys
+	metrics *clientMetrics // nil: none
 }
 
 var _ shared.Connector = (*Client)(nil)
@@ -109,7 +113,7 @@ func NewClient(rdb redis.UniversalClient, cfg ClientConfig) *Client {
 		panic("redisbus: NewClient with a nil Redis client")
 	}
 	cfg = cfg.withDefaults()
-	return &Client{rdb: rdb, cfg: cfg, keys: keys{cfg.Prefix}}
+	return &Client{rdb: rdb, cfg: cfg, keys: keys{cfg.Prefix}, metrics: newClientMetrics(cfg.Registerer)}
 }
 
 // Invoke implements shared.Invoker: it encodes req, queues the command on
@@ -124,7 +128,9 @@ func (c *Client) Invoke(ctx context.Context, token string, op shared.OpInfo, req
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	r, err := c.call(ctx, op, token, data, timeout)
+	c.metrics.observe(op.Name(), start, err == nil, errors.Is(err, ErrNoReply))
 	if err != nil {
 		return nil, err
 	}

@@ -411,3 +411,35 @@ func contains(list []string, v string) bool {
 	}
 	return false
 }
+
+// QueueStats implements shared.QueueStater for the whole outbox (every
+// shard, whichever connector delivers it): New counts the entries of the
+// shards' streams, Oldest is the oldest of those (a retry keeps no order).
+func (o *Outbox) QueueStats(ctx context.Context) (shared.QueueStats, error) {
+	var st shared.QueueStats
+	pipe := o.rdb.Pipeline()
+	lens := make([]*redis.IntCmd, o.shards)
+	firsts := make([]*redis.XMessageSliceCmd, o.shards)
+	for shard := range o.shards {
+		lens[shard] = pipe.XLen(ctx, o.stream(shard))
+		firsts[shard] = pipe.XRangeN(ctx, o.stream(shard), "-", "+", 1)
+	}
+	retrying := pipe.ZCard(ctx, o.key("retry"))
+	dead := pipe.ZCard(ctx, o.key("dead"))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return st, unavailable(err, "count the webhook outbox")
+	}
+	for shard := range o.shards {
+		st.New += int(lens[shard].Val())
+		if msgs := firsts[shard].Val(); len(msgs) == 1 {
+			ms, _, _ := strings.Cut(msgs[0].ID, "-")
+			if n, err := strconv.ParseInt(ms, 10, 64); err == nil {
+				if t := time.UnixMilli(n); st.Oldest.IsZero() || t.Before(st.Oldest) {
+					st.Oldest = t
+				}
+			}
+		}
+	}
+	st.Retrying, st.Dead = int(retrying.Val()), int(dead.Val())
+	return st, nil
+}

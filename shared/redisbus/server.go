@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wago-gw/wago/shared"
@@ -91,6 +92,8 @@ type ServerConfig struct {
 	// Logger receives the Server's logs; it never gets a token. Default
 	// slog.Default().
 	Logger *slog.Logger
+	// Registerer receives the Server's lease metrics (metrics.go); nil: none.
+	Registerer prometheus.Registerer
 }
 
 func (c ServerConfig) withDefaults() ServerConfig {
@@ -179,6 +182,7 @@ type Server struct {
 	keys  keys
 	log   *slog.Logger
 
+	metrics *serverMetrics
 	sem     chan struct{} // one slot per command in flight
 	running atomic.Bool   // Run was called
 
@@ -201,7 +205,7 @@ func NewServer(rdb redis.UniversalClient, local shared.Connector, cfg ServerConf
 		panic("redisbus: NewServer with a nil Redis client or Connector")
 	}
 	cfg = cfg.withDefaults()
-	return &Server{
+	s := &Server{
 		rdb:    rdb,
 		local:  local,
 		cfg:    cfg,
@@ -210,6 +214,8 @@ func NewServer(rdb redis.UniversalClient, local shared.Connector, cfg ServerConf
 		sem:    make(chan struct{}, cfg.MaxInFlight),
 		shards: make(map[int]*shardRun),
 	}
+	s.metrics = newServerMetrics(cfg.Registerer, s)
+	return s
 }
 
 // ConsumerID returns the Server's consumer id.
@@ -425,6 +431,7 @@ func (s *Server) start(l *lease) {
 	s.shardsLock.Lock()
 	s.shards[l.shard] = sr
 	s.shardsLock.Unlock()
+	s.metrics.acquired.Inc()
 	s.log.Info("redisbus: acquired shard", "shard", l.shard, "epoch", l.epoch)
 
 	go func() {
@@ -441,6 +448,7 @@ func (s *Server) start(l *lease) {
 // lose handles a lost lease: the shard's commands are cancelled and the
 // shard is released without deleting the lease.
 func (s *Server) lose(sr *shardRun) {
+	s.metrics.lost.Inc()
 	sr.lost.Store(true)
 	sr.cancel()
 	sr.hcancel()

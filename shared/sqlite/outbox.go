@@ -427,3 +427,19 @@ func (o *Outbox) Replay(ctx context.Context, token string, ids []string) (int, e
 	o.signal()
 	return int(n), nil
 }
+
+// QueueStats implements shared.QueueStater.
+func (o *Outbox) QueueStats(ctx context.Context) (shared.QueueStats, error) {
+	var st shared.QueueStats
+	var oldest sql.NullInt64
+	err := o.db.QueryRowContext(ctx, `SELECT
+		COALESCE(SUM(dead = 0 AND attempts = 0), 0), COALESCE(SUM(dead = 0 AND attempts > 0), 0),
+		COALESCE(SUM(dead = 1), 0), MIN(CASE WHEN dead = 0 THEN created_at END) FROM outbox`).Scan(&st.New, &st.Retrying, &st.Dead, &oldest)
+	if err != nil {
+		return st, fmt.Errorf("failed to count the webhook outbox: %w", err)
+	}
+	if oldest.Valid {
+		st.Oldest = time.Unix(0, oldest.Int64)
+	}
+	return st, nil
+}

@@ -36,6 +36,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wago-gw/wago/shared"
 )
 
@@ -85,13 +87,16 @@ type Config struct {
 	// Gone, when set, is called after a 410 removed a token's webhook, so
 	// that the connector stops queueing its events.
 	Gone func(token string)
+	// Registerer receives the worker's metrics (metrics.go); nil: none.
+	Registerer prometheus.Registerer
 }
 
 // Worker delivers the outbox's events. Run it once per outbox consumer.
 type Worker struct {
-	cfg    Config
-	log    *slog.Logger
-	client *http.Client
+	cfg     Config
+	log     *slog.Logger
+	client  *http.Client
+	metrics *metrics
 
 	// inFlight limits the deliveries taken and not yet ended.
 	inFlight chan struct{}
@@ -140,8 +145,10 @@ func New(cfg Config) *Worker {
 	}
 	client = &http.Client{Transport: client.Transport, Jar: client.Jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	log := cfg.Log
 	return &Worker{
 		cfg: cfg, log: cfg.Log, client: client,
+		metrics:   newMetrics(cfg.Registerer, cfg.Outbox, func(err error) { log.Warn("could not count the webhook outbox", "err", err) }),
 		inFlight:  make(chan struct{}, maxInFlight),
 		lanes:     map[string]*lane{},
 		receivers: map[string]chan struct{}{},
@@ -295,6 +302,11 @@ func (w *Worker) deliver(ctx context.Context, d shared.Delivery) {
 	}
 	d.Attempts++
 	d.LastError = res.why
+	if res.ok {
+		w.metrics.delivered.Inc()
+	} else {
+		w.metrics.failed.Inc()
+	}
 	switch {
 	case res.ok:
 		w.end(octx, d, w.cfg.Outbox.Done)
@@ -318,10 +330,12 @@ func (w *Worker) retry(ctx context.Context, d shared.Delivery, after time.Durati
 		i = 0
 	}
 	if i >= len(w.cfg.Schedule) {
+		w.metrics.buried.Inc()
 		w.log.Warn("webhook event failed its last attempt: parked in the dead letters", "session", shared.LogID(d.Token), "id", d.ID, "why", d.LastError)
 		w.end(ctx, d, w.cfg.Outbox.Bury)
 		return
 	}
+	w.metrics.retried.Inc()
 	delay := jitter(w.cfg.Schedule[i])
 	delay = max(delay, min(after, maxRetryAfter))
 	d.NextAt = time.Now().Add(delay)
