@@ -22,13 +22,15 @@ bootstrap:
 	GOOS=linux GOARCH=$${GOARCH:-arm64} $(GO) build -tags lambda.norpc $(GOFLAGS_BUILD) -o $(BIN)/bootstrap .
 
 # services starts Redis, PostgreSQL and DynamoDB Local (installing them if
-# needed) and writes their addresses to $(SERVICES)/env.
+# needed) and writes their addresses to $(SERVICES)/env, with the path of
+# Chromium (for the dashboard's browser test; installed if needed).
 services:
 	@mkdir -p $(SERVICES)
 	@WAGO_SERVICES_DIR=$(SERVICES) .ci/redis 6390 > $(SERVICES)/out.redis
 	@WAGO_SERVICES_DIR=$(SERVICES) .ci/postgres 5440 > $(SERVICES)/out.postgres
 	@WAGO_SERVICES_DIR=$(SERVICES) .ci/dynamodb-local 8007 > $(SERVICES)/out.dynamo
-	@{ tail -n 1 $(SERVICES)/out.redis; tail -n 1 $(SERVICES)/out.postgres; tail -n 1 $(SERVICES)/out.dynamo; } > $(SERVICES)/env
+	@.ci/chromium > $(SERVICES)/out.chromium
+	@{ tail -n 1 $(SERVICES)/out.redis; tail -n 1 $(SERVICES)/out.postgres; tail -n 1 $(SERVICES)/out.dynamo; tail -n 1 $(SERVICES)/out.chromium; } > $(SERVICES)/env
 	@grep -q '^WAGO_TEST_REDIS_URL=' $(SERVICES)/env && grep -q '^WAGO_TEST_POSTGRES_URL=' $(SERVICES)/env && grep -q '^WAGO_TEST_DYNAMODB_ENDPOINT=' $(SERVICES)/env
 	@cat $(SERVICES)/env
 

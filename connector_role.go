@@ -84,7 +84,7 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		newWebhookWorker(log, cfg, outbox, cachedstore.New(rows, cfg.TokenCacheTTL, 0), mgr, reg).Run(hooksCtx)
+		newWebhookWorker(log, cfg, outbox, cachedstore.New(rows, cfg.TokenCacheTTL, 0), mgr, reg, redisbus.NewDeliveryLog(rdb, "")).Run(hooksCtx)
 	}()
 	log.Info("connector running", "shards", cfg.Shards)
 	// On SIGTERM, Run releases every shard at once (their leases deleted,

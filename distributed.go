@@ -78,6 +78,8 @@ func api(ctx context.Context, log *slog.Logger, cfg Config) error {
 		// The dead letters of the connectors' webhook outbox.
 		DeadLetters: redisbus.NewOutbox(rdb, redisbus.OutboxConfig{Shards: cfg.Shards}),
 		Readiness:   ready, Metrics: metrics, Registerer: reg,
+		// What the connectors' delivery workers record (the dashboard's last events).
+		Deliveries: redisbus.NewDeliveryLog(rdb, ""),
 	})
 	if err != nil {
 		return err

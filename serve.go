@@ -54,9 +54,10 @@ func serve(ctx context.Context, log *slog.Logger, cfg Config) error {
 	defer keys.Close()
 
 	ready := functions.Readiness{Checks: []functions.Check{storeCheck(store)}, View: managerView(mgr, nil)}
+	deliveries := webhook.NewMemoryLog(0) // the dashboard's last events
 	api, err := functions.New(functions.Config{
 		Store: store, Connector: mgr, AdminToken: adminToken, Log: log.With("part", "api"), DeadLetters: outbox,
-		Readiness: ready, Metrics: metrics, Registerer: reg,
+		Readiness: ready, Metrics: metrics, Registerer: reg, Deliveries: deliveries,
 	})
 	if err != nil {
 		return err
@@ -64,7 +65,10 @@ func serve(ctx context.Context, log *slog.Logger, cfg Config) error {
 	probes := functions.Probes(functions.ProbesConfig{Log: log.With("part", "probes"), Readiness: ready, Metrics: metrics})
 	hooksCtx, stopHooks := context.WithCancel(context.Background())
 	hooksDone := make(chan struct{})
-	go func() { defer close(hooksDone); newWebhookWorker(log, cfg, outbox, store, mgr, reg).Run(hooksCtx) }()
+	go func() {
+		defer close(hooksDone)
+		newWebhookWorker(log, cfg, outbox, store, mgr, reg, deliveries).Run(hooksCtx)
+	}()
 	defer func() { stopHooks(); <-hooksDone }() // before the outbox closes
 	go func() {
 		start := time.Now()
@@ -98,13 +102,14 @@ func managerView(mgr *connector.Manager, owned func() []int) func() map[string]a
 }
 
 // newWebhookWorker returns the delivery worker of outbox, configured from
-// cfg; rows gives each token's receiver, and mgr hears of a webhook that a
-// receiver's 410 removed.
-func newWebhookWorker(log *slog.Logger, cfg Config, outbox shared.Outbox, rows shared.Store, mgr shared.Invoker, reg prometheus.Registerer) *webhook.Worker {
+// cfg; rows gives each token's receiver, mgr hears of a webhook that a
+// receiver's 410 removed, reg gets its metrics, and deliveries records how
+// each attempt ended.
+func newWebhookWorker(log *slog.Logger, cfg Config, outbox shared.Outbox, rows shared.Store, mgr shared.Invoker, reg prometheus.Registerer, deliveries shared.DeliveryLog) *webhook.Worker {
 	return webhook.New(webhook.Config{
 		Outbox: outbox, Rows: rows, Secret: cfg.WebhookSecret, Format: cfg.WebhookFormat,
 		Schedule: cfg.retrySchedule(), Timeout: cfg.WebhookTimeout, Concurrency: cfg.WebhookConcurrency,
-		DenyPrivate: cfg.WebhookDenyPrivate, Log: log.With("part", "webhooks"), Registerer: reg,
+		DenyPrivate: cfg.WebhookDenyPrivate, Log: log.With("part", "webhooks"), Registerer: reg, Deliveries: deliveries,
 		Gone: func(token string) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()

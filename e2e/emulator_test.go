@@ -60,24 +60,31 @@ func (p *proc) scanQR(token string) string {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	img, err := png.Decode(bytes.NewReader(raw))
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	hints := map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_PURE_BARCODE: true}
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, hints)
+	code, err := decodeQR(raw, gozxing.DecodeHintType_PURE_BARCODE)
 	if err != nil {
 		p.t.Fatalf("the QR image does not decode: %v", err)
 	}
-	code := res.GetText()
 	if parts := strings.Split(code, ","); len(parts) != 4 {
 		p.t.Fatalf("QR string %q does not have whatsmeow's four parts", code)
 	}
 	return code
+}
+
+// decodeQR reads the QR code of a PNG image with the decoder hint.
+func decodeQR(raw []byte, hint gozxing.DecodeHintType) (string, error) {
+	img, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
+		return "", err
+	}
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	if err != nil {
+		return "", err
+	}
+	res, err := qrcode.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{hint: true})
+	if err != nil {
+		return "", err
+	}
+	return res.GetText(), nil
 }
 
 // link connects token, has the emulator's phone scan its QR code, waits

@@ -125,6 +125,7 @@ type sessionRow struct {
 	Connected bool   `json:"connected"`
 	LoggedIn  bool   `json:"loggedIn"`
 	State     string `json:"state"`
+	LastError string `json:"lastError,omitempty"`
 }
 
 // sessionRows returns the rows that keep accepts, oldest first, with their
@@ -151,7 +152,7 @@ func (a *API) sessionRows(ctx context.Context, keep func(*shared.Session) bool) 
 		st := states[i]
 		out[i] = sessionRow{
 			Name: row.Name, Token: row.Token, Os: row.Os, Webhook: row.Webhook, Events: row.EventsString(),
-			Jid: row.JID, Connected: st.Connected, LoggedIn: st.LoggedIn, State: st.State,
+			Jid: row.JID, Connected: st.Connected, LoggedIn: st.LoggedIn, State: st.State, LastError: st.LastError,
 		}
 	}
 	return out, nil

@@ -26,6 +26,8 @@ type Config struct {
 	// DeadLetters serves GET /webhook/failed and POST /webhook/replay;
 	// nil: they answer 503.
 	DeadLetters shared.DeadLetters
+	// Deliveries serves GET /webhook/recent; nil: it answers 503.
+	Deliveries shared.DeliveryLog
 
 	// Readiness configures GET /ready; no checks: always ready.
 	Readiness Readiness
@@ -48,6 +50,7 @@ type API struct {
 	registerer prometheus.Registerer
 
 	deadLetters shared.DeadLetters
+	deliveries  shared.DeliveryLog
 }
 
 // New returns the API's handler. It fails if the admin token is empty.
@@ -58,7 +61,7 @@ func New(cfg Config) (*API, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	a := &API{store: cfg.Store, connector: cfg.Connector, admin: newAdminKey(cfg.AdminToken), log: cfg.Log, deadLetters: cfg.DeadLetters,
+	a := &API{store: cfg.Store, connector: cfg.Connector, admin: newAdminKey(cfg.AdminToken), log: cfg.Log, deadLetters: cfg.DeadLetters, deliveries: cfg.Deliveries,
 		readiness: cfg.Readiness, metrics: cfg.Metrics, registerer: cfg.Registerer}
 	a.handler = a.routes()
 	return a, nil
@@ -102,6 +105,13 @@ func (a *API) routes() http.Handler {
 	handle(http.MethodDelete, "/webhook", a.withSession(a.deleteWebhook))
 	handle(http.MethodGet, "/webhook/failed", a.adminOnly(a.failedWebhooks))
 	handle(http.MethodPost, "/webhook/replay", a.adminOnly(a.replayWebhooks))
+	handle(http.MethodGet, "/webhook/recent", a.withSession(a.recentWebhooks))
+
+	// The dashboard (dashboard.go): static files, no token needed.
+	for path, f := range dashboardFiles {
+		handle(http.MethodGet, path, f)
+		handle(http.MethodHead, path, f)
+	}
 
 	// Sending, at WaGo's paths and wuzapi's.
 	for path, h := range map[string]sessionHandler{

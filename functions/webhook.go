@@ -139,6 +139,22 @@ func (a *API) reloadSession(ctx context.Context, row *shared.Session) {
 	}
 }
 
+// recentWebhooks lists how the token's last events went to its webhook
+// (the dashboard's last events): newest first, one record per event, at
+// most shared.MaxRecentDeliveries, without the events' data.
+func (a *API) recentWebhooks(w http.ResponseWriter, r *http.Request, row *shared.Session) {
+	if a.deliveries == nil {
+		Error(w, r, a.log, shared.Errorf(shared.EUNAVAILABLE, "webhooks are not delivered by this process"))
+		return
+	}
+	list, err := a.deliveries.Recent(r.Context(), row.Token)
+	if err != nil {
+		Error(w, r, a.log, err)
+		return
+	}
+	OK(w, map[string]any{"events": list, "count": len(list)})
+}
+
 // failedLimit bounds the dead letters one GET /webhook/failed lists.
 const failedLimit = 1000
 

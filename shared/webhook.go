@@ -179,3 +179,47 @@ func CheckWebhookFormat(f string) (string, error) {
 	}
 	return "", Errorf(EINVALID, "invalid Format: use form or json")
 }
+
+// Statuses of a DeliveryRecord.
+const (
+	DeliveryDelivered = "delivered" // the receiver answered 2xx
+	DeliveryRetrying  = "retrying"  // an attempt failed; another is scheduled
+	DeliveryFailed    = "failed"    // the last attempt failed: a dead letter
+	DeliveryDropped   = "dropped"   // no receiver any more (webhook removed, 410, token deleted)
+)
+
+// MaxRecentDeliveries is how many records a DeliveryLog keeps per token.
+const MaxRecentDeliveries = 20
+
+// DeliveryRecord is how the delivery worker last ended an event of a token:
+// what the dashboard lists as the session's last events. It holds no event
+// data (message bodies stay out of it).
+type DeliveryRecord struct {
+	ID        string    `json:"id"`
+	Seq       int64     `json:"seq"`
+	Class     string    `json:"class"`
+	Type      string    `json:"type"`
+	State     string    `json:"state,omitempty"`
+	Time      time.Time `json:"time"` // when the event happened
+	Status    string    `json:"status"`
+	Attempts  int       `json:"attempts"`
+	LastError string    `json:"lastError,omitempty"`
+	At        time.Time `json:"at"` // when the worker ended the attempt
+}
+
+// NewDeliveryRecord is the record of d ended with status.
+func NewDeliveryRecord(d Delivery, status string) DeliveryRecord {
+	return DeliveryRecord{
+		ID: d.ID, Seq: d.Seq, Class: d.Class, Type: d.Type, State: d.State, Time: d.Time,
+		Status: status, Attempts: d.Attempts, LastError: d.LastError, At: time.Now().UTC(),
+	}
+}
+
+// DeliveryLog keeps the last MaxRecentDeliveries records of each token,
+// one per event ID (a later record of an event replaces the earlier).
+// Implementations: webhook.MemoryLog (embedded) and redisbus.DeliveryLog.
+type DeliveryLog interface {
+	Record(ctx context.Context, token string, r DeliveryRecord) error
+	// Recent lists token's records, newest first.
+	Recent(ctx context.Context, token string) ([]DeliveryRecord, error)
+}

@@ -89,6 +89,9 @@ type Config struct {
 	Gone func(token string)
 	// Registerer receives the worker's metrics (metrics.go); nil: none.
 	Registerer prometheus.Registerer
+	// Deliveries, when set, records how each attempt ended (the
+	// dashboard's last events of a session).
+	Deliveries shared.DeliveryLog
 }
 
 // Worker delivers the outbox's events. Run it once per outbox consumer.
@@ -288,7 +291,7 @@ func (w *Worker) deliver(ctx context.Context, d shared.Delivery) {
 	row, err := w.cfg.Rows.Get(ctx, d.Token)
 	switch {
 	case shared.ErrorCode(err) == shared.ENOTFOUND || err == nil && row.Webhook == "":
-		w.end(octx, d, w.cfg.Outbox.Done) // no receiver any more: dropped
+		w.end(octx, d, w.cfg.Outbox.Done, shared.DeliveryDropped) // no receiver any more
 		return
 	case err != nil:
 		w.log.Warn("could not read a token row for a webhook delivery", "session", shared.LogID(d.Token), "err", err)
@@ -309,7 +312,7 @@ func (w *Worker) deliver(ctx context.Context, d shared.Delivery) {
 	}
 	switch {
 	case res.ok:
-		w.end(octx, d, w.cfg.Outbox.Done)
+		w.end(octx, d, w.cfg.Outbox.Done, shared.DeliveryDelivered)
 	case res.gone:
 		w.log.Warn("receiver answered 410 Gone: its webhook is removed", "session", shared.LogID(d.Token))
 		if _, err := w.cfg.Rows.Update(octx, d.Token, shared.SessionUpdate{Webhook: shared.Ptr("")}); err != nil {
@@ -317,7 +320,7 @@ func (w *Worker) deliver(ctx context.Context, d shared.Delivery) {
 		} else if w.cfg.Gone != nil {
 			w.cfg.Gone(d.Token)
 		}
-		w.end(octx, d, w.cfg.Outbox.Done)
+		w.end(octx, d, w.cfg.Outbox.Done, shared.DeliveryDropped)
 	default:
 		w.retry(octx, d, res.after)
 	}
@@ -332,14 +335,14 @@ func (w *Worker) retry(ctx context.Context, d shared.Delivery, after time.Durati
 	if i >= len(w.cfg.Schedule) {
 		w.metrics.buried.Inc()
 		w.log.Warn("webhook event failed its last attempt: parked in the dead letters", "session", shared.LogID(d.Token), "id", d.ID, "why", d.LastError)
-		w.end(ctx, d, w.cfg.Outbox.Bury)
+		w.end(ctx, d, w.cfg.Outbox.Bury, shared.DeliveryFailed)
 		return
 	}
 	w.metrics.retried.Inc()
 	delay := jitter(w.cfg.Schedule[i])
 	delay = max(delay, min(after, maxRetryAfter))
 	d.NextAt = time.Now().Add(delay)
-	w.end(ctx, d, w.cfg.Outbox.Retry)
+	w.end(ctx, d, w.cfg.Outbox.Retry, shared.DeliveryRetrying)
 }
 
 // jitter spreads d by up to ±10 %.
@@ -354,9 +357,16 @@ func jitter(d time.Duration) time.Duration {
 	return d - time.Duration(span/2) + time.Duration(rand.Int64N(span+1))
 }
 
-func (w *Worker) end(ctx context.Context, d shared.Delivery, fn func(context.Context, shared.Delivery) error) {
+// end ends d's attempt in the outbox with fn, and records it as status.
+func (w *Worker) end(ctx context.Context, d shared.Delivery, fn func(context.Context, shared.Delivery) error, status string) {
 	if err := fn(ctx, d); err != nil {
 		w.log.Error("could not update the webhook outbox", "session", shared.LogID(d.Token), "id", d.ID, "err", err)
+	}
+	if w.cfg.Deliveries == nil {
+		return
+	}
+	if err := w.cfg.Deliveries.Record(ctx, d.Token, shared.NewDeliveryRecord(d, status)); err != nil {
+		w.log.Warn("could not record a webhook delivery", "session", shared.LogID(d.Token), "id", d.ID, "err", err)
 	}
 }
 

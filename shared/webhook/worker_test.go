@@ -66,6 +66,7 @@ func (r *receiver) requests() []received {
 type fixture struct {
 	outbox *sqlite.Outbox
 	rows   *sqlite.Store
+	log    *webhook.MemoryLog // how the worker ended each event
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -86,8 +87,8 @@ func start(t *testing.T, url, format string, schedule []time.Duration) *fixture 
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &fixture{outbox: outbox, rows: rows, cancel: cancel, done: make(chan struct{})}
-	w := webhook.New(webhook.Config{Outbox: outbox, Rows: rows, Schedule: schedule, Timeout: 2 * time.Second})
+	f := &fixture{outbox: outbox, rows: rows, log: webhook.NewMemoryLog(0), cancel: cancel, done: make(chan struct{})}
+	w := webhook.New(webhook.Config{Outbox: outbox, Rows: rows, Schedule: schedule, Timeout: 2 * time.Second, Deliveries: f.log})
 	go func() { defer close(f.done); w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-f.done; outbox.Close(); rows.Close() })
 	return f
@@ -210,6 +211,11 @@ func TestRetriesKeepTheIDAndEndInDeadLetters(t *testing.T) {
 	if dead[0].ID != "evt_dead" || dead[0].Attempts != 3 || dead[0].LastError != "receiver answered 500" {
 		t.Fatalf("dead letter %+v", dead[0])
 	}
+	// The delivery log: one record per event, as each ended last.
+	f.waitRecords(t, "evt_dead failed, evt_0 delivered", func(rs []shared.DeliveryRecord) bool {
+		return len(rs) == 2 && rs[0].ID == "evt_dead" && rs[0].Status == shared.DeliveryFailed && rs[0].Attempts == 3 &&
+			rs[0].LastError == "receiver answered 500" && rs[1].ID == "evt_0" && rs[1].Status == shared.DeliveryDelivered && rs[1].Attempts == 3
+	})
 	before := len(r.requests())
 	r.mu.Lock()
 	r.answer = func(int64, http.ResponseWriter) {} // 200 from now on
@@ -224,6 +230,22 @@ func TestRetriesKeepTheIDAndEndInDeadLetters(t *testing.T) {
 	}
 	if dead, _ = f.outbox.Failed(t.Context(), "", 10); len(dead) != 0 {
 		t.Errorf("dead letters after the replay: %d", len(dead))
+	}
+	f.waitRecords(t, "the replayed evt_dead delivered", func(rs []shared.DeliveryRecord) bool {
+		return len(rs) == 2 && rs[0].ID == "evt_dead" && rs[0].Status == shared.DeliveryDelivered && rs[0].Attempts == 1
+	})
+}
+
+// waitRecords waits until the delivery log's records of tok satisfy cond.
+func (f *fixture) waitRecords(t *testing.T, what string, cond func([]shared.DeliveryRecord) bool) {
+	t.Helper()
+	var rs []shared.DeliveryRecord
+	deadline := time.Now().Add(10 * time.Second)
+	for rs, _ = f.log.Recent(t.Context(), "tok"); !cond(rs); rs, _ = f.log.Recent(t.Context(), "tok") {
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery log: want %s, got %+v", what, rs)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
