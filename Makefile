@@ -52,7 +52,8 @@ test-go:
 # default) and the Go benchmarks, the send path's last: /send/text latency
 # at an open-loop 200 msgs/s and the closed-loop maximum, embedded and
 # distributed (WAGO_BENCH_SEND_DURATION=10s), and the RSS growth of 50 MiB
-# of images.
+# of images; then the key-store reads and writes per session restore on
+# SQLite, PostgreSQL and DynamoDB.
 bench: services
 	set -a && . $(SERVICES)/env && set +a && .ci/bench
 	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench . -benchtime 2s ./shared/...
@@ -61,6 +62,7 @@ bench: services
 	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench '^BenchmarkSendText$$' -benchtime 1x -timeout 15m ./e2e/
 	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench '^BenchmarkSendMediaRSS$$' -benchtime 1x -timeout 10m ./e2e/
 	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench '^BenchmarkWebhookKill9$$' -benchtime 1x -count 3 -timeout 10m ./e2e/
+	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench '^BenchmarkKeyStoreRestore$$' -benchtime 1x -count 3 -timeout 10m ./e2e/
 
 fmt:
 	gofmt -w .

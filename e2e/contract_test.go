@@ -133,7 +133,7 @@ func TestConnectorContract(t *testing.T) {
 	})
 }
 
-func wantErr(t *testing.T, what string, err, want error) {
+func wantErr(t testing.TB, what string, err, want error) {
 	t.Helper()
 	if shared.ErrorCode(err) != shared.ErrorCode(want) || shared.ErrorMessage(err) != shared.ErrorMessage(want) {
 		t.Fatalf("%s: got %v, want %v", what, err, want)
@@ -141,7 +141,7 @@ func wantErr(t *testing.T, what string, err, want error) {
 }
 
 // eventually polls Status until cond holds.
-func (e contractEnv) eventually(t *testing.T, token, what string, cond func(shared.Status) bool) shared.Status {
+func (e contractEnv) eventually(t testing.TB, token, what string, cond func(shared.Status) bool) shared.Status {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -161,7 +161,7 @@ func (e contractEnv) eventually(t *testing.T, token, what string, cond func(shar
 
 // qr polls QR until a code is there; while it waits the only acceptable
 // answer is shared.ErrNoQRYet.
-func (e contractEnv) qr(t *testing.T, token string) string {
+func (e contractEnv) qr(t testing.TB, token string) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -191,7 +191,7 @@ func (e contractEnv) do(op *shared.Op[shared.Empty, shared.Empty], token string)
 }
 
 // link connects token, scans its QR code and waits until it is logged in.
-func (e contractEnv) link(t *testing.T, token string) types.JID {
+func (e contractEnv) link(t testing.TB, token string) types.JID {
 	t.Helper()
 	res, err := e.connect(token, shared.ConnectOptions{})
 	if err != nil || res.Status.State != shared.StateQR || !res.Status.HasQR {

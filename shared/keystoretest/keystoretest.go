@@ -37,8 +37,12 @@ import (
 // once for all the other cases, which share that store as the devices of
 // many sessions do (each case with devices and peers of its own). Cases
 // run in parallel, so open must be safe to call concurrently.
-func Run(t *testing.T, open func(t *testing.T) shared.KeyStore) {
+func Run(t *testing.T, open func(t *testing.T) shared.KeyStore, opts ...Option) {
 	t.Helper()
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	tests := []struct {
 		name  string
 		fn    func(t *testing.T, ks shared.KeyStore)
@@ -89,6 +93,12 @@ func Run(t *testing.T, open func(t *testing.T) shared.KeyStore) {
 	// libsignal sets its default logger at its first use, unsynchronized:
 	// sign once before the cases race to be first.
 	keys.NewKeyPair().CreateSignedPreKey(1)
+	if o.reopen != nil {
+		t.Run("Reopen", func(t *testing.T) {
+			t.Parallel()
+			testReopen(t, open(t), o.reopen)
+		})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -99,6 +109,22 @@ func Run(t *testing.T, open func(t *testing.T) shared.KeyStore) {
 			}
 		})
 	}
+}
+
+// Option adds to what Run checks.
+type Option func(*options)
+
+type options struct {
+	reopen func(t *testing.T, ks shared.KeyStore) shared.KeyStore
+}
+
+// Reopen gives Run a way to open a second store on the data of one that
+// open returned, as another process (a connector that takes a shard over)
+// would: reopen returns it, and closes it when t ends. With it Run also
+// checks that what one store wrote, the other reads and carries on from,
+// without the first one's caches (the Reopen case).
+func Reopen(reopen func(t *testing.T, ks shared.KeyStore) shared.KeyStore) Option {
+	return func(o *options) { o.reopen = reopen }
 }
 
 // seq makes phone numbers unique within a test binary; rnd among binaries

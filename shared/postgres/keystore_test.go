@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"sync"
 	"testing"
 
 	waLog "go.mau.fi/whatsmeow/util/log"
@@ -12,14 +13,23 @@ import (
 )
 
 // TestKeyStoreContract runs the key-store contract on whatsmeow's sqlstore
-// on PostgreSQL as OpenKeyStore opens it, one schema (and role) per case.
+// on PostgreSQL as OpenKeyStore opens it, a schema (and role) of its own
+// for each store.
 func TestKeyStoreContract(t *testing.T) {
-	keystoretest.Run(t, func(t *testing.T) shared.KeyStore {
-		c, err := postgres.OpenKeyStore(t.Context(), pgtest.NewSchema(t), waLog.Noop)
+	var urls sync.Map // shared.KeyStore -> its URL
+	open := func(t *testing.T, url string) shared.KeyStore {
+		c, err := postgres.OpenKeyStore(t.Context(), url, waLog.Noop)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
+		urls.Store(shared.KeyStore(c), url)
 		return c
-	})
+	}
+	keystoretest.Run(t, func(t *testing.T) shared.KeyStore {
+		return open(t, pgtest.NewSchema(t))
+	}, keystoretest.Reopen(func(t *testing.T, ks shared.KeyStore) shared.KeyStore {
+		url, _ := urls.Load(ks)
+		return open(t, url.(string))
+	}))
 }
