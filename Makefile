@@ -48,14 +48,17 @@ test: services
 test-go:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...
 
-# bench runs the embedded server's wrk benchmarks (RUNS=5 DURATION=10s by
-# default) and the Go benchmarks, the send path's last: /send/text latency
+# bench runs the wrk benchmarks of the embedded server and the API as
+# ratios to the reference server of .ci/benchref, loaded alternately
+# (RUNS=5 DURATION=6s by default), and the Go benchmarks (the hot routes
+# in process first), the send path's last: /send/text latency
 # at an open-loop 200 msgs/s and the closed-loop maximum, embedded and
 # distributed (WAGO_BENCH_SEND_DURATION=10s), and the RSS growth of 50 MiB
 # of images; then the key-store reads and writes per session restore on
 # SQLite, PostgreSQL and DynamoDB.
 bench: services
 	set -a && . $(SERVICES)/env && set +a && .ci/bench
+	set -a && . $(SERVICES)/env && set +a && AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 $(GO) test -run '^$$' -bench HotRoutes -benchmem -count 3 .
 	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench . -benchtime 2s ./shared/...
 	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench 'LambdaColdStart' -benchtime 10x ./e2e/
 	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench 'Sessions' -benchtime 1x -timeout 60m ./e2e/
