@@ -15,11 +15,23 @@ func (m *Manager) Status(_ context.Context, token string) (shared.Status, error)
 	return shared.Status{State: shared.StateDisconnected}, nil
 }
 
-// Statuses implements shared.Live.
-func (m *Manager) Statuses(ctx context.Context, tokens []string) ([]shared.Status, error) {
-	out := make([]shared.Status, len(tokens))
+// Statuses implements shared.Live: the sessions are looked up under one
+// read lock of the registry, and each snapshot takes only its session's
+// lock.
+func (m *Manager) Statuses(_ context.Context, tokens []string) ([]shared.Status, error) {
+	found := make([]*session, len(tokens))
+	m.sessionsLock.RLock()
 	for i, t := range tokens {
-		out[i], _ = m.Status(ctx, t)
+		found[i] = m.sessions[t]
+	}
+	m.sessionsLock.RUnlock()
+	out := make([]shared.Status, len(tokens))
+	for i, s := range found {
+		if s == nil {
+			out[i] = shared.Status{State: shared.StateDisconnected}
+			continue
+		}
+		out[i], _, _ = s.snapshot()
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package functions
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -128,14 +129,57 @@ type sessionRow struct {
 	LastError string `json:"lastError,omitempty"`
 }
 
+// sessionList is the data of /session/all and /session/scanned: rows and
+// their live states, in the same order, encoded one sessionRow at a time
+// (without a slice of them).
+type sessionList struct {
+	rows   []*shared.Session
+	states []shared.Status
+}
+
+// row returns the i-th sessionRow.
+func (l sessionList) row(i int) sessionRow {
+	row, st := l.rows[i], l.states[i]
+	return sessionRow{
+		Name: row.Name, Token: row.Token, Os: row.Os, Webhook: row.Webhook, Events: row.EventsString(),
+		Jid: row.JID, Connected: st.Connected, LoggedIn: st.LoggedIn, State: st.State, LastError: st.LastError,
+	}
+}
+
+// appendJSON implements jsonAppender: a JSON array of sessionRow.
+func (l sessionList) appendJSON(b []byte) []byte {
+	b = slices.Grow(b, 160*len(l.rows))
+	b = append(b, '[')
+	for i, row := range l.rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		st := l.states[i]
+		b = appendField(b, `{"name":`, row.Name)
+		b = appendField(b, `,"token":`, row.Token)
+		b = appendField(b, `,"os":`, row.Os)
+		b = appendField(b, `,"webhook":`, row.Webhook)
+		b = appendJoined(b, `,"events":`, row.Events)
+		b = appendField(b, `,"jid":`, row.JID)
+		b = appendBool(b, `,"connected":`, st.Connected)
+		b = appendBool(b, `,"loggedIn":`, st.LoggedIn)
+		b = appendField(b, `,"state":`, st.State)
+		if st.LastError != "" {
+			b = appendField(b, `,"lastError":`, st.LastError)
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
 // sessionRows returns the rows that keep accepts, oldest first, with their
 // live state.
-func (a *API) sessionRows(ctx context.Context, keep func(*shared.Session) bool) ([]sessionRow, error) {
+func (a *API) sessionRows(ctx context.Context, keep func(*shared.Session) bool) (sessionList, error) {
 	rows, err := a.store.List(ctx)
 	if err != nil {
-		return nil, err
+		return sessionList{}, err
 	}
-	kept := make([]*shared.Session, 0, len(rows))
+	kept := rows[:0] // List's slice is the caller's
 	tokens := make([]string, 0, len(rows))
 	for _, row := range rows {
 		if keep(row) {
@@ -145,17 +189,9 @@ func (a *API) sessionRows(ctx context.Context, keep func(*shared.Session) bool) 
 	}
 	states, err := a.connector.Statuses(ctx, tokens)
 	if err != nil {
-		return nil, err
+		return sessionList{}, err
 	}
-	out := make([]sessionRow, len(kept))
-	for i, row := range kept {
-		st := states[i]
-		out[i] = sessionRow{
-			Name: row.Name, Token: row.Token, Os: row.Os, Webhook: row.Webhook, Events: row.EventsString(),
-			Jid: row.JID, Connected: st.Connected, LoggedIn: st.LoggedIn, State: st.State, LastError: st.LastError,
-		}
-	}
-	return out, nil
+	return sessionList{rows: kept, states: states}, nil
 }
 
 func (a *API) listSessions(w http.ResponseWriter, r *http.Request, keep func(*shared.Session) bool) {

@@ -30,7 +30,18 @@ func (k adminKey) matches(v string) bool {
 // check reports, in constant time, whether the request's admintoken header
 // matches. An empty header never matches.
 func (k adminKey) check(r *http.Request) bool {
-	return k.matches(r.Header.Get("admintoken"))
+	return k.matches(header(r, "Admintoken"))
+}
+
+// header is r.Header.Get(key) for a key already in canonical form, as
+// net/http (and the Lambda adapter) store them: Get would canonicalise
+// the key again, which allocates for names such as "token" on every
+// request.
+func header(r *http.Request, key string) string {
+	if v := r.Header[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // checkAuthorization reports whether the request carries the admin token
@@ -53,7 +64,7 @@ func (k adminKey) checkAuthorization(r *http.Request) bool {
 // requestToken returns the session token of a request: the `token` header,
 // else the `token` query parameter.
 func requestToken(r *http.Request) string {
-	if t := r.Header.Get("token"); t != "" {
+	if t := header(r, "Token"); t != "" {
 		return t
 	}
 	if r.URL.RawQuery == "" {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -39,8 +40,18 @@ var (
 	internalErrorBody = []byte(`{"code":500,"error":"internal error","success":false}` + "\n")
 )
 
-// encoder is a reusable JSON encoder with its buffer.
+// jsonAppender is data that writes its own JSON, byte for byte what
+// encoding/json would write for it, without reflection: the answers of the
+// hot routes (GET /session/status, /session/all). TestAppendersMatchJSON
+// holds each to encoding/json's output.
+type jsonAppender interface {
+	appendJSON(b []byte) []byte
+}
+
+// encoder is a reusable JSON encoder with its buffers: b for the envelopes
+// that appendEnvelope writes, buf for those that go through encoding/json.
 type encoder struct {
+	b   []byte
 	buf bytes.Buffer
 	enc *json.Encoder
 }
@@ -51,25 +62,117 @@ var encoders = sync.Pool{New: func() any {
 	return e
 }}
 
+// maxPooledBuffer bounds the buffers kept for reuse: a list of 1,000
+// sessions (about 150 KiB) reuses its buffer, a longer one allocates.
+const maxPooledBuffer = 512 << 10
+
+// chunkingSize is the body size from which net/http would answer in
+// chunks unless the handler sets Content-Length (its
+// bufferBeforeChunkingSize); below it, net/http sets it itself.
+const chunkingSize = 2048
+
 func writeEnvelope(w http.ResponseWriter, e envelope) {
 	enc := encoders.Get().(*encoder)
 	defer func() {
-		if enc.buf.Cap() <= 64<<10 { // keep large buffers (long lists) out of the pool
+		if enc.buf.Cap() <= maxPooledBuffer && cap(enc.b) <= maxPooledBuffer {
 			enc.buf.Reset()
 			encoders.Put(enc)
 		}
 	}()
-	body := internalErrorBody
-	if err := enc.enc.Encode(e); err == nil {
+	body, ok := appendEnvelope(enc.b[:0], e)
+	if ok {
+		enc.b = body
+	} else if err := enc.enc.Encode(e); err == nil {
 		body = enc.buf.Bytes()
 	} else {
-		e.Code = http.StatusInternalServerError
+		body, e.Code = internalErrorBody, http.StatusInternalServerError
 	}
 	h := w.Header()
 	h["Content-Type"] = jsonContentType
 	h["Cache-Control"] = noStore
+	if len(body) >= chunkingSize {
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
 	w.WriteHeader(e.Code)
 	w.Write(body)
+}
+
+// appendEnvelope appends e as encoding/json's Encoder writes it (with the
+// newline), if its data is nil or a jsonAppender; ok is false otherwise.
+func appendEnvelope(b []byte, e envelope) (_ []byte, ok bool) {
+	var data jsonAppender
+	if e.Data != nil {
+		if data, ok = e.Data.(jsonAppender); !ok {
+			return b, false
+		}
+	}
+	b = append(b, `{"code":`...)
+	b = strconv.AppendInt(b, int64(e.Code), 10)
+	if data != nil {
+		b = append(b, `,"data":`...)
+		b = data.appendJSON(b)
+	}
+	if e.Error != "" {
+		b = append(b, `,"error":`...)
+		b = appendString(b, e.Error)
+	}
+	b = append(b, `,"success":`...)
+	b = strconv.AppendBool(b, e.Success)
+	return append(b, "}\n"...), true
+}
+
+// appendString appends s as a JSON string exactly as encoding/json writes
+// it (HTML characters escaped): printable ASCII other than " \ < > & is
+// copied, anything else is left to encoding/json.
+func appendString(b []byte, s string) []byte {
+	if !plain(s) {
+		q, _ := json.Marshal(s) // a string always encodes
+		return append(b, q...)
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// plain reports whether encoding/json writes s as it is between quotes.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// appendJoined appends name and the JSON string of strings.Join(list, ","),
+// without building the joined string when every item is plain.
+func appendJoined(b []byte, name string, list []string) []byte {
+	for _, s := range list {
+		if !plain(s) {
+			return appendField(b, name, strings.Join(list, ","))
+		}
+	}
+	b = append(b, name...)
+	b = append(b, '"')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, s...)
+	}
+	return append(b, '"')
+}
+
+// appendField appends ,"name": (or "name": first) and v as a JSON string.
+func appendField(b []byte, name, v string) []byte {
+	b = append(b, name...)
+	return appendString(b, v)
+}
+
+// appendBool appends name (the `,"field":` prefix) and v.
+func appendBool(b []byte, name string, v bool) []byte {
+	b = append(b, name...)
+	return strconv.AppendBool(b, v)
 }
 
 // OK answers a success envelope with data.

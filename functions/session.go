@@ -119,6 +119,29 @@ type statusAnswer struct {
 	Since     string `json:"since,omitempty"`
 }
 
+// appendJSON implements jsonAppender.
+func (s statusAnswer) appendJSON(b []byte) []byte {
+	b = appendBool(b, `{"Connected":`, s.Connected)
+	b = appendBool(b, `,"LoggedIn":`, s.LoggedIn)
+	b = appendField(b, `,"Jid":`, s.Jid)
+	b = appendField(b, `,"Events":`, s.Events)
+	b = appendBool(b, `,"connected":`, s.ConnectedLower)
+	b = appendBool(b, `,"loggedIn":`, s.LoggedInLower)
+	b = appendField(b, `,"jid":`, s.JidLower)
+	b = appendField(b, `,"events":`, s.EventsLower)
+	b = appendField(b, `,"name":`, s.Name)
+	b = appendField(b, `,"webhook":`, s.Webhook)
+	b = appendField(b, `,"state":`, s.State)
+	b = appendBool(b, `,"hasQR":`, s.HasQR)
+	if s.LastError != "" {
+		b = appendField(b, `,"lastError":`, s.LastError)
+	}
+	if s.Since != "" {
+		b = appendField(b, `,"since":`, s.Since)
+	}
+	return append(b, '}')
+}
+
 func (a *API) status(w http.ResponseWriter, r *http.Request, row *shared.Session) {
 	st, err := a.connector.Status(r.Context(), row.Token)
 	if err != nil {

@@ -66,9 +66,9 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, a.log, err)
 		return
 	}
-	out := make([]userRow, len(rows))
-	for i, row := range rows {
-		out[i] = userRow{ID: row.Name, sessionRow: row}
+	out := make([]userRow, len(rows.rows))
+	for i := range out {
+		out[i] = userRow{ID: rows.rows[i].Name, sessionRow: rows.row(i)}
 	}
 	OK(w, out)
 }

@@ -56,6 +56,9 @@ func ErrorCode(err error) string {
 	if err == nil {
 		return ""
 	}
+	if e, ok := err.(*Error); ok { // the common case, without errors.As's allocation
+		return e.Code
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Code
@@ -68,6 +71,9 @@ func ErrorCode(err error) string {
 func ErrorMessage(err error) string {
 	if err == nil {
 		return ""
+	}
+	if e, ok := err.(*Error); ok {
+		return e.Message
 	}
 	var e *Error
 	if errors.As(err, &e) {

@@ -60,7 +60,10 @@ type Store interface {
 	// Get returns the row for token. Returns ENOTFOUND (ErrSessionNotFound)
 	// if there is none; an empty token never matches.
 	Get(ctx context.Context, token string) (*Session, error)
-	// List returns every row, oldest first.
+	// List returns every row, oldest first, in a new slice. The rows are
+	// the caller's to read, not to change: a store may share them with
+	// its own memory (the embedded one does: a list of 1,000 rows is read
+	// often, and copying each row was most of its cost).
 	List(ctx context.Context) ([]*Session, error)
 	// Update changes the named fields and returns the new row. Returns
 	// ENOTFOUND if there is no row for token.

@@ -212,11 +212,7 @@ func (s *Store) List(_ context.Context) ([]*shared.Session, error) {
 	if sorted == nil {
 		sorted = s.sort()
 	}
-	out := make([]*shared.Session, len(sorted))
-	for i, r := range sorted {
-		out[i] = r.Clone()
-	}
-	return out, nil
+	return slices.Clone(sorted), nil // the rows are never modified: they are shared
 }
 
 // sort refreshes and returns the sorted list of rows.
