@@ -161,7 +161,7 @@ func (o *observer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				slog.String("method", r.Method),
 				slog.String("route", rec.route.pattern),
 				slog.Int("status", status),
-				slog.Float64("duration_ms", float64(took.Microseconds())/1000),
+				slog.Float64("duration_ms", float64(took)/float64(time.Millisecond)),
 				slog.Int64("bytes", rec.bytes),
 				slog.String("request_id", rec.id))
 		}
