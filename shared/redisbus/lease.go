@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -21,15 +22,23 @@ import (
 // check-and-PEXPIRE on the exact value) nor run commands (beginScript checks
 // the exact value before marking a command as started).
 //
-// Policy: every LeaseTTL/3 each Server heartbeats its membership in
-// <prefix>:members (a ZSET scored by expiry), counts the live members, and
-// aims at target = ceil(Shards/live) shards. It acquires free shards while it
-// owns fewer than target, and sheds one shard (a graceful release) per tick
-// while it owns more than target+1. With one Server it owns every shard;
-// with several they spread, and a dead Server's shards are taken when its
-// leases expire. A Server that cannot renew a lease before it would expire
-// treats it as lost and releases the shard (OnRelease) before another Server
-// can acquire it.
+// Policy: every balance interval (LeaseTTL/15, 1 s by default) each Server
+// heartbeats its membership in <prefix>:members (a ZSET of consumer IDs
+// scored by the time they were last seen), drops the members not seen for
+// LeaseTTL/3, and takes its fair share from the live ones: ordered by
+// consumer ID, the member at rank i gets Shards/n shards, one more if
+// i < Shards%n, so that the shares add up to Shards. A Server above its
+// share releases the excess at once (gracefully: see release), and a
+// Server below it acquires free shards up to it; so N Servers started
+// together converge within a few balance intervals, a joiner gets its share
+// as soon as the others have released theirs, and the shards of a dead
+// Server (one not seen for LeaseTTL/3 has no share any more) are taken as
+// soon as its leases expire. A fresh Server heartbeats once before it
+// acquires anything, so that peers starting at the same moment see each
+// other before the first of them takes every shard. Leases are renewed
+// every LeaseTTL/3; a Server that cannot renew a lease before it would
+// expire treats it as lost and releases the shard (OnRelease) before
+// another Server can acquire it.
 
 var (
 	// acquireScript: KEYS lease, epoch; ARGV consumerID, ttl ms.
@@ -130,24 +139,44 @@ func (s *Server) releaseLease(l *lease) error {
 
 func (s *Server) renewInterval() time.Duration { return s.cfg.LeaseTTL / 3 }
 
-// heartbeat marks this Server live in the members set and answers how many
-// Servers are live (at least 1).
-func (s *Server) heartbeat(ctx context.Context) (int, error) {
+// balanceInterval is how often a Server heartbeats and rebalances.
+func (s *Server) balanceInterval() time.Duration { return s.cfg.LeaseTTL / 15 }
+
+// heartbeat marks this Server live in the members set and answers the live
+// members (seen within LeaseTTL/3), ordered by consumer ID.
+func (s *Server) heartbeat(ctx context.Context) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RedisTimeout)
 	defer cancel()
 	now := time.Now()
 	pipe := s.rdb.Pipeline()
-	pipe.ZAdd(ctx, s.keys.members(), redis.Z{
-		Score:  float64(now.Add(s.cfg.LeaseTTL).UnixMilli()),
-		Member: s.cfg.ConsumerID,
-	})
-	pipe.ZRemRangeByScore(ctx, s.keys.members(), "-inf", "("+strconv.FormatInt(now.UnixMilli(), 10))
-	card := pipe.ZCard(ctx, s.keys.members())
+	pipe.ZAdd(ctx, s.keys.members(), redis.Z{Score: float64(now.UnixMilli()), Member: s.cfg.ConsumerID})
+	stale := now.Add(-s.renewInterval()).UnixMilli()
+	pipe.ZRemRangeByScore(ctx, s.keys.members(), "-inf", "("+strconv.FormatInt(stale, 10))
+	live := pipe.ZRange(ctx, s.keys.members(), 0, -1)
 	pipe.PExpire(ctx, s.keys.members(), 10*s.cfg.LeaseTTL)
 	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, fmt.Errorf("failed to heartbeat: %w", err)
+		return nil, fmt.Errorf("failed to heartbeat: %w", err)
 	}
-	return max(int(card.Val()), 1), nil
+	members := live.Val()
+	slices.Sort(members)
+	return members, nil
+}
+
+// fairShare is the number of shards the member id should own among the
+// live members (sorted): shards/n each, and one more for the first
+// shards%n. A member missing from the list counts at the rank it would
+// have.
+func fairShare(shards int, members []string, id string) int {
+	rank, found := slices.BinarySearch(members, id)
+	n := len(members)
+	if !found {
+		n++
+	}
+	share := shards / n
+	if rank < shards%n {
+		share++
+	}
+	return share
 }
 
 // leave removes this Server from the members set.

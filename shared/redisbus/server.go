@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -45,8 +46,10 @@ type ServerConfig struct {
 	// must be unique among live Servers. Default "<hostname>-<pid>-<random>".
 	ConsumerID string
 	// LeaseTTL is the TTL of a shard lease, renewed every LeaseTTL/3. When
-	// a Server dies its shards are taken over after at most this long.
-	// Default 15 s.
+	// a Server dies its shards are taken over after at most this long (and
+	// one balance interval). Every LeaseTTL/15 each Server heartbeats and
+	// rebalances to its fair share; one not seen for LeaseTTL/3 has no share
+	// any more (see lease.go). Default 15 s.
 	LeaseTTL time.Duration
 	// ReadBlock is the XREADGROUP block time: how soon a reader notices a
 	// shutdown or a lost lease. Default 2 s.
@@ -259,11 +262,12 @@ func (s *Server) Run(ctx context.Context) error {
 		s.renewLoop(renewCtx)
 	}()
 
-	tick := time.NewTicker(s.renewInterval())
+	tick := time.NewTicker(s.balanceInterval())
 	defer tick.Stop()
+	joined := false // heartbeated once: peers starting now have seen us
 	for ctx.Err() == nil {
 		if !s.frozen.Load() {
-			s.balance(ctx)
+			joined = s.balance(ctx, joined)
 		}
 		select {
 		case <-ctx.Done():
@@ -288,45 +292,84 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-// balance heartbeats, then acquires free shards up to the target or sheds
-// one shard above target+1 (see the policy in lease.go).
-func (s *Server) balance(ctx context.Context) {
-	live, err := s.heartbeat(ctx)
+// balance heartbeats, then releases the shards above this Server's fair
+// share or acquires free shards up to it (see the policy in lease.go);
+// before the Server has joined (its first heartbeat) it only heartbeats.
+// It reports whether the Server has joined.
+func (s *Server) balance(ctx context.Context, joined bool) bool {
+	members, err := s.heartbeat(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("redisbus: heartbeat failed", "err", err)
 		}
-		return
+		return joined
 	}
-	target := (s.cfg.Shards + live - 1) / live
+	if !joined {
+		return true
+	}
+	target := fairShare(s.cfg.Shards, members, s.cfg.ConsumerID)
 
 	s.shardsLock.Lock()
-	owned, releasing := len(s.shards), false
-	var shed *shardRun
+	var mine []*shardRun // owned and not being released
 	for _, sr := range s.shards {
-		releasing = releasing || sr.releasing.Load()
-		if shed == nil || sr.shard > shed.shard {
-			shed = sr
+		if !sr.releasing.Load() {
+			mine = append(mine, sr)
 		}
 	}
 	s.shardsLock.Unlock()
 
-	if owned > target+1 {
-		if !releasing {
-			s.log.Info("redisbus: shedding a shard", "shard", shed.shard, "owned", owned, "target", target)
-			go s.release(shed, true)
+	if len(mine) > target {
+		// Release the highest shards above the share, all at once.
+		slices.SortFunc(mine, func(a, b *shardRun) int { return b.shard - a.shard })
+		for _, sr := range mine[:len(mine)-target] {
+			s.log.Info("redisbus: releasing a shard above the fair share", "shard", sr.shard,
+				"owned", len(mine), "target", target, "live", len(members))
+			go s.release(sr, true)
+		}
+		return true
+	}
+	if len(mine) < target {
+		s.acquireFree(ctx, target-len(mine))
+	}
+	return true
+}
+
+// acquireFree acquires up to n free shards: it reads which leases exist in
+// one round trip, then tries the free ones, starting at a different shard
+// per consumer so that Servers starting together contend less.
+func (s *Server) acquireFree(ctx context.Context, n int) {
+	first := ShardOf(s.cfg.ConsumerID, s.cfg.Shards)
+	var candidates []int
+	s.shardsLock.Lock()
+	for i := range s.cfg.Shards {
+		shard := (first + i) % s.cfg.Shards
+		if _, have := s.shards[shard]; !have {
+			candidates = append(candidates, shard)
+		}
+	}
+	s.shardsLock.Unlock()
+	if len(candidates) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RedisTimeout)
+	pipe := s.rdb.Pipeline()
+	held := make([]*redis.IntCmd, len(candidates))
+	for i, shard := range candidates {
+		held[i] = pipe.Exists(rctx, s.keys.lease(shard))
+	}
+	_, err := pipe.Exec(rctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("redisbus: reading the leases failed", "err", err)
 		}
 		return
 	}
-	// Start at a different shard per consumer so that Servers starting
-	// together do not contend for the same shards.
-	first := ShardOf(s.cfg.ConsumerID, s.cfg.Shards)
-	for i := 0; i < s.cfg.Shards && owned < target && ctx.Err() == nil; i++ {
-		shard := (first + i) % s.cfg.Shards
-		s.shardsLock.Lock()
-		_, have := s.shards[shard]
-		s.shardsLock.Unlock()
-		if have {
+	for i, shard := range candidates {
+		if n == 0 || ctx.Err() != nil {
+			return
+		}
+		if held[i].Val() != 0 {
 			continue
 		}
 		l, err := s.tryAcquire(ctx, shard)
@@ -338,7 +381,7 @@ func (s *Server) balance(ctx context.Context) {
 		}
 		if l != nil {
 			s.start(l)
-			owned++
+			n--
 		}
 	}
 }
