@@ -151,7 +151,14 @@ func (s *Server) dispatch(sr *shardRun, stream string, m redis.XMessage) {
 	}
 	sr.queuesLock.Lock()
 	defer sr.queuesLock.Unlock()
-	if _, dup := sr.inflight[m.ID]; dup || sr.closed {
+	if _, dup := sr.inflight[m.ID]; dup {
+		return
+	}
+	if sr.closed {
+		// Read after the shard was released: a graceful release waits for
+		// the reader, so only a lost lease gets here (a reader that ran
+		// on after its process was paused).
+		go s.handBack(sr, stream, message{streamID: m.ID, cmd: cmd})
 		return
 	}
 	sr.inflight[m.ID] = struct{}{}
@@ -188,7 +195,7 @@ func (s *Server) work(sr *shardRun, stream string, key queueKey) {
 
 		switch {
 		case sr.hctx.Err() != nil:
-			// Released: left pending, for the next owner to reclaim.
+			s.handBack(sr, stream, m)
 		case time.Now().After(m.cmd.Deadline):
 			s.log.Info("redisbus: dropping a command past its deadline", "shard", sr.shard, "cmd", m.cmd.ID, "op", m.cmd.Op.Name(), "late", time.Since(m.cmd.Deadline))
 			s.ack(stream, m.streamID)
@@ -323,6 +330,19 @@ func (s *Server) writeReply(sr *shardRun, cmd command, data []byte, store bool, 
 		}
 		s.log.Warn("redisbus: failed to write a reply; retrying", "shard", sr.shard, "cmd", cmd.ID, "err", err)
 		time.Sleep(backoff)
+	}
+}
+
+// handBack gives up a command of a released shard that never started: a
+// graceful release leaves it pending, for the next owner to reclaim; after
+// a lost lease it is queued again at once, since the next owner already
+// reads the stream (and would otherwise see it only after ClaimMinIdle).
+func (s *Server) handBack(sr *shardRun, stream string, m message) {
+	if !sr.lost.Load() {
+		return
+	}
+	if s.requeue(stream, m.cmd) {
+		s.ack(stream, m.streamID)
 	}
 }
 
