@@ -27,10 +27,14 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 	}
 	defer rdb.Close()
 	reg, metrics := newMetrics()
-	pub := redisbus.NewStatePublisher(rdb, redisbus.PublisherConfig{Logger: log.With("part", "publisher")})
-	// The outbox delivers the events of the shards srv owns (srv is set
-	// before the delivery worker starts).
+	// The publisher stamps statuses with srv's lease of the token's shard,
+	// and the outbox delivers the events of the shards srv owns (srv is set
+	// before either runs).
 	var srv *redisbus.Server
+	pub := redisbus.NewStatePublisher(rdb, redisbus.PublisherConfig{
+		Logger: log.With("part", "publisher"),
+		Owner:  func(token string) string { return srv.OwnerOf(token) },
+	})
 	outbox := redisbus.NewOutbox(rdb, redisbus.OutboxConfig{Shards: cfg.Shards, Owned: func() []int { return srv.Owned() }})
 	mgr, keys, err := newConnector(ctx, log, cfg, connector.Config{
 		Store: rows, OnState: pub.Publish, OnDelete: pub.Forget,

@@ -133,7 +133,7 @@ func TestDistributedLifecycle(t *testing.T) {
 }
 
 // TestConnectorKilled: when the connector dies (SIGKILL), its sessions stop
-// reading as connected within the status TTL, commands answer 503 in
+// reading as connected within 10 s, commands answer 503 in
 // bounded time and are never run later, and a new connector on the same
 // key store brings the logged-in sessions back by itself.
 func TestConnectorKilled(t *testing.T) {
@@ -184,9 +184,10 @@ func TestConnectorKilled(t *testing.T) {
 		}()
 	}
 
-	// The status keys expire within their TTL (30 s).
+	// The sessions stop reading connected within 10 s: their statuses were
+	// written under leases that are no longer renewed.
 	for _, token := range []string{a, b} {
-		distWaitStatus(t, api, token, redisbus.DefaultStatusTTL+5*time.Second, token+" to stop reading connected",
+		distWaitStatus(t, api, token, time.Until(killed.Add(10*time.Second)), token+" to stop reading connected",
 			func(s status) bool { return !s.Connected && !s.LoggedIn && s.State == "disconnected" })
 	}
 	expired := time.Since(killed)
@@ -265,10 +266,10 @@ func TestConnectorKilled(t *testing.T) {
 		t.Fatalf("all after the standby takeover: %v", all)
 	}
 
-	t.Logf("connector killed: status stopped reading connected %.1f s after the kill (status TTL %s); outage connects answered 503 in at most %.1f s; "+
+	t.Logf("connector killed: status stopped reading connected %.1f s after the kill (lease TTL %s); outage connects answered 503 in at most %.1f s; "+
 		"a new connector restored both sessions %.1f s after its start (%.1f s after the kill); "+
 		"a standby connector started at a second kill restored them %.1f s after it (lease TTL %s)",
-		expired.Seconds(), redisbus.DefaultStatusTTL, slowest.Seconds(), takeover.Seconds(), sinceKill.Seconds(),
+		expired.Seconds(), redisbus.DefaultLeaseTTL, slowest.Seconds(), takeover.Seconds(), sinceKill.Seconds(),
 		standby.Seconds(), redisbus.DefaultLeaseTTL)
 }
 

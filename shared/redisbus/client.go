@@ -48,6 +48,11 @@ type ClientConfig struct {
 	StreamMaxLen int64
 	// Registerer receives the Client's metrics (metrics.go); nil: none.
 	Registerer prometheus.Registerer
+	// LeaseTTL must equal the Servers' LeaseTTL: a running session whose
+	// status was written under a shard lease that has been gone or not
+	// renewed for LeaseTTL/2 reads disconnected (see status.go). Default
+	// 15 s.
+	LeaseTTL time.Duration
 }
 
 func (c ClientConfig) withDefaults() ClientConfig {
@@ -69,6 +74,9 @@ func (c ClientConfig) withDefaults() ClientConfig {
 	if c.StreamMaxLen == 0 {
 		c.StreamMaxLen = DefaultStreamMaxLen
 	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
 	return c
 }
 
@@ -78,7 +86,7 @@ func (c ClientConfig) Validate() error {
 	switch {
 	case c.Shards < 1 || c.Shards > MaxShards:
 		return fmt.Errorf("%w: Shards must be in [1, %d], got %d", ErrInvalidConfig, MaxShards, c.Shards)
-	case c.ConnectTimeout < 0, c.CommandTimeout < 0, c.RedisTimeout < 0:
+	case c.ConnectTimeout < 0, c.CommandTimeout < 0, c.RedisTimeout < 0, c.LeaseTTL < 0:
 		return fmt.Errorf("%w: timeouts must be positive", ErrInvalidConfig)
 	case c.StreamMaxLen < 0:
 		return fmt.Errorf("%w: StreamMaxLen must be positive", ErrInvalidConfig)
@@ -256,84 +264,4 @@ func neverSent(err error) bool {
 func ceilSecond(d time.Duration) time.Duration {
 	s := (d + time.Second - 1) / time.Second * time.Second
 	return max(s, time.Second)
-}
-
-// Status implements shared.Connector: it reads the status key the owning
-// connector publishes. A missing key (no client runs, or its connector died
-// more than the status TTL ago) is StateDisconnected.
-func (c *Client) Status(ctx context.Context, token string) (shared.Status, error) {
-	sts, err := c.Statuses(ctx, []string{token})
-	if err != nil {
-		return shared.Status{}, err
-	}
-	return sts[0], nil
-}
-
-// Statuses implements shared.Connector with one pipelined round trip.
-func (c *Client) Statuses(ctx context.Context, tokens []string) ([]shared.Status, error) {
-	out := make([]shared.Status, len(tokens))
-	if len(tokens) == 0 {
-		return out, nil
-	}
-	actx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
-	defer cancel()
-	// GETs in a pipeline rather than one MGET: the keys of many tokens are
-	// in different Cluster slots.
-	pipe := c.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(tokens))
-	for i, token := range tokens {
-		cmds[i] = pipe.Get(actx, c.keys.status(token))
-	}
-	if _, err := pipe.Exec(actx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, unavailable(err, "read statuses")
-	}
-	for i, cmd := range cmds {
-		st, ok, err := decodeStatus(cmd)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			st = shared.Status{State: shared.StateDisconnected}
-		}
-		out[i] = st
-	}
-	return out, nil
-}
-
-// decodeStatus decodes a GET of a status key; ok is false when it is missing.
-func decodeStatus(cmd *redis.StringCmd) (st shared.Status, ok bool, err error) {
-	raw, err := cmd.Bytes()
-	if errors.Is(err, redis.Nil) {
-		return shared.Status{}, false, nil
-	} else if err != nil {
-		return shared.Status{}, false, unavailable(err, "read status")
-	}
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return shared.Status{}, false, shared.Wrap(fmt.Errorf("failed to decode status: %w", err), shared.EINTERNAL, "internal error")
-	}
-	return st, true, nil
-}
-
-// QR implements shared.Live from the published keys, with shared.QRCode:
-// a missing status key is a session without a client.
-func (c *Client) QR(ctx context.Context, token string) (string, error) {
-	actx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
-	defer cancel()
-	pipe := c.rdb.Pipeline()
-	stCmd := pipe.Get(actx, c.keys.status(token))
-	qrCmd := pipe.Get(actx, c.keys.qr(token))
-	if _, err := pipe.Exec(actx); err != nil && !errors.Is(err, redis.Nil) {
-		return "", unavailable(err, "read QR code")
-	}
-	st, ok, err := decodeStatus(stCmd)
-	if err != nil {
-		return "", err
-	} else if !ok {
-		return "", shared.ErrNoSession
-	}
-	code, err := qrCmd.Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return "", unavailable(err, "read QR code")
-	}
-	return shared.QRCode(st, code)
 }

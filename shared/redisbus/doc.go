@@ -10,7 +10,9 @@
 //     their streams in the consumer group "wago" and runs each command at
 //     most once on the local shared.Connector.
 //   - StatePublisher (the connector side) writes the status and QR keys,
-//     with TTLs, without ever blocking its caller.
+//     with TTLs, without ever blocking its caller, stamped with the shard's
+//     lease so that readers trust a running state only while its connector
+//     lives (status.go).
 //   - SentLog (sentlog.go) remembers the message IDs clients chose and each
 //     token sent, for every connector, so a retried send is not sent twice.
 //   - The webhook outbox (outbox.go): one stream of events per shard, read

@@ -219,3 +219,18 @@ func (s *Server) begin(l *lease, id string) (started bool, existing string, err 
 
 // pendingMarker starts the done marker's value while a command runs.
 const pendingMarker = "pending:"
+
+// OwnerOf returns the lease this Server holds on token's shard
+// ("<consumerID>:<epoch>"), or "" when it does not own the shard, lost its
+// lease or may have (its last renewal is older than LeaseTTL: a process
+// that was paused): a StatePublisher's Owner.
+func (s *Server) OwnerOf(token string) string {
+	shard := ShardOf(token, s.cfg.Shards)
+	s.shardsLock.Lock()
+	sr := s.shards[shard]
+	s.shardsLock.Unlock()
+	if sr == nil || sr.lost.Load() || time.Now().UnixNano() >= sr.lease.validUntil.Load() {
+		return ""
+	}
+	return sr.lease.value
+}

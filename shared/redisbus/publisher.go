@@ -15,8 +15,8 @@ import (
 
 // StatePublisher defaults.
 const (
-	DefaultStatusTTL       = 30 * time.Second
-	DefaultRefreshInterval = 10 * time.Second
+	DefaultStatusTTL       = 3 * time.Minute
+	DefaultRefreshInterval = time.Minute
 	DefaultPublishTimeout  = 2 * time.Second
 	DefaultMaxBackoff      = 5 * time.Second
 	// publishBatch is the most keys one pipeline writes.
@@ -27,18 +27,24 @@ const (
 type PublisherConfig struct {
 	// Prefix starts every key name; see ClientConfig.Prefix. Default "wago".
 	Prefix string
-	// StatusTTL is the TTL of the status and QR keys: when the connector
-	// dies, its sessions stop reading as connected after at most this long.
-	// Default 30 s.
+	// StatusTTL is the TTL of the status and QR keys: the keys of a
+	// connector that died are gone after at most this long. (With Owner
+	// set, its sessions stop reading as connected much sooner: see
+	// status.go.) Default 3 min.
 	StatusTTL time.Duration
 	// RefreshInterval is how often every published key is written again
 	// (which renews its TTL, and restores it after a Redis restart). It must
-	// be below StatusTTL. Default 10 s.
+	// be below StatusTTL. Default 1 min.
 	RefreshInterval time.Duration
 	// Timeout bounds one write pipeline. Default 2 s.
 	Timeout time.Duration
 	// MaxBackoff caps the wait between retries while Redis fails. Default 5 s.
 	MaxBackoff time.Duration
+	// Owner, when set, returns the lease of the token's shard this
+	// connector holds ("" when it does not own the shard): statuses are
+	// stamped with it at each write, and none is written for a shard the
+	// connector does not own (see status.go).
+	Owner func(token string) string
 	// Logger receives write failures. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -93,13 +99,16 @@ type StatePublisher struct {
 	// stateLock guards entries, dirty and forgotten.
 	stateLock sync.Mutex
 	entries   map[string]pubEntry // token -> latest state
-	dirty     map[string]struct{} // tokens to write on the next flush
+	// dirty holds the tokens to write on the next flush: true when the
+	// state changed (a QR code that is gone is deleted), false for a
+	// refresh.
+	dirty     map[string]bool
 	forgotten map[string]struct{} // tokens whose keys to delete
 	wake      chan struct{}       // capacity 1: something to flush
 }
 
 type pubEntry struct {
-	status []byte // JSON of shared.Status
+	status shared.Status
 	qr     string
 }
 
@@ -118,7 +127,7 @@ func NewStatePublisher(rdb redis.UniversalClient, cfg PublisherConfig) *StatePub
 		cfg:       cfg,
 		keys:      keys{cfg.Prefix},
 		entries:   make(map[string]pubEntry),
-		dirty:     make(map[string]struct{}),
+		dirty:     make(map[string]bool),
 		forgotten: make(map[string]struct{}),
 		wake:      make(chan struct{}, 1),
 	}
@@ -127,14 +136,9 @@ func NewStatePublisher(rdb redis.UniversalClient, cfg PublisherConfig) *StatePub
 // Publish records the latest state of token and its current QR code ("" for
 // none). It never blocks on Redis; call it from event handlers.
 func (p *StatePublisher) Publish(token string, st shared.Status, qr string) {
-	raw, err := json.Marshal(st)
-	if err != nil { // a Status always encodes
-		p.cfg.Logger.Error("redisbus: failed to encode status", "err", err)
-		return
-	}
 	p.stateLock.Lock()
-	p.entries[token] = pubEntry{status: raw, qr: qr}
-	p.dirty[token] = struct{}{}
+	p.entries[token] = pubEntry{status: st, qr: qr}
+	p.dirty[token] = true
 	delete(p.forgotten, token)
 	p.stateLock.Unlock()
 	p.signal()
@@ -211,7 +215,7 @@ func (p *StatePublisher) Run(ctx context.Context) error {
 func (p *StatePublisher) markAllDirty() {
 	p.stateLock.Lock()
 	for token := range p.entries {
-		p.dirty[token] = struct{}{}
+		p.dirty[token] = p.dirty[token] // a pending change stays a change
 	}
 	p.stateLock.Unlock()
 }
@@ -221,9 +225,9 @@ func (p *StatePublisher) markAllDirty() {
 // them.
 func (p *StatePublisher) flush(ctx context.Context) error {
 	p.stateLock.Lock()
-	writes := make(map[string]pubEntry, len(p.dirty))
-	for token := range p.dirty {
-		writes[token] = p.entries[token]
+	writes := make(map[string]pubWrite, len(p.dirty))
+	for token, changed := range p.dirty {
+		writes[token] = pubWrite{p.entries[token], changed}
 	}
 	deletes := make([]string, 0, len(p.forgotten))
 	for token := range p.forgotten {
@@ -239,9 +243,9 @@ func (p *StatePublisher) flush(ctx context.Context) error {
 	err := p.write(ctx, writes, deletes)
 	if err != nil {
 		p.stateLock.Lock()
-		for token := range writes {
+		for token, w := range writes {
 			if _, ok := p.entries[token]; ok {
-				p.dirty[token] = struct{}{}
+				p.dirty[token] = p.dirty[token] || w.changed
 			}
 		}
 		for _, token := range deletes {
@@ -254,7 +258,13 @@ func (p *StatePublisher) flush(ctx context.Context) error {
 	return err
 }
 
-func (p *StatePublisher) write(ctx context.Context, writes map[string]pubEntry, deletes []string) error {
+// pubWrite is one status to write; changed is false for a refresh.
+type pubWrite struct {
+	pubEntry
+	changed bool
+}
+
+func (p *StatePublisher) write(ctx context.Context, writes map[string]pubWrite, deletes []string) error {
 	pipe := p.rdb.Pipeline()
 	n := 0
 	exec := func() error {
@@ -272,10 +282,20 @@ func (p *StatePublisher) write(ctx context.Context, writes map[string]pubEntry, 
 	// The commands take ctx only for tracing hooks; exec's context bounds
 	// the round trip.
 	for token, e := range writes {
-		pipe.Set(ctx, p.keys.status(token), e.status, p.cfg.StatusTTL)
+		stored := storedStatus{Status: e.status}
+		if p.cfg.Owner != nil {
+			if stored.Owner = p.cfg.Owner(token); stored.Owner == "" {
+				continue // the shard moved: its next owner writes the keys
+			}
+		}
+		raw, err := json.Marshal(stored)
+		if err != nil { // a Status always encodes
+			return fmt.Errorf("failed to encode status: %w", err)
+		}
+		pipe.Set(ctx, p.keys.status(token), raw, p.cfg.StatusTTL)
 		if e.qr != "" {
 			pipe.Set(ctx, p.keys.qr(token), e.qr, p.cfg.StatusTTL)
-		} else {
+		} else if e.changed {
 			pipe.Del(ctx, p.keys.qr(token))
 		}
 		if n++; n >= publishBatch {

@@ -23,11 +23,12 @@ import (
 //	<prefix>:epoch:{<shard>}        INCR'd on every acquisition (fencing)
 //	<prefix>:done:{<shard>}:<id>    idempotency marker, then the reply JSON
 //	<prefix>:reply:<id>             list the caller BLPOPs
-//	<prefix>:status:<token>         JSON of shared.Status, TTL
+//	<prefix>:status:<token>         JSON of shared.Status and the lease it
+//	                                was written under ("owner"), TTL
 //	<prefix>:qr:<token>             current QR code, TTL
 //	<prefix>:blob:<id>              a request's large bytes (media), TTL;
 //	                                the command carries the key
-//	<prefix>:members                ZSET consumerID -> expiry (unix ms)
+//	<prefix>:members                ZSET consumerID -> last seen (unix ms)
 
 // wireVersion is the "v" field of every command; a Server acks and drops
 // commands of a version it does not know.
