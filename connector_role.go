@@ -44,15 +44,17 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 		return err
 	}
 	defer keys.Close()
+	shardOf := func(token string) int { return redisbus.ShardOf(token, cfg.Shards) }
 	inShard := func(shard int) func(string) bool {
-		return func(token string) bool { return redisbus.ShardOf(token, cfg.Shards) == shard }
+		return func(token string) bool { return shardOf(token) == shard }
 	}
+	restorer := mgr.NewShardRestorer(shardOf) // one listing per batch of shards gained
 	srv = redisbus.NewServer(rdb, mgr, redisbus.ServerConfig{
 		Shards:     cfg.Shards,
 		Logger:     log.With("part", "bus"),
 		Registerer: reg,
 		OnAcquire: func(ctx context.Context, shard int) {
-			ok, failed := mgr.Restore(ctx, inShard(shard))
+			ok, failed := restorer.Restore(ctx, shard)
 			if ok+failed > 0 {
 				log.Info("restored shard", "shard", shard, "restored", ok, "failed", failed)
 			}

@@ -56,7 +56,8 @@ type Config struct {
 	// logout and delete, including the connect a delete of an offline
 	// device needs); past it the keys are deleted locally. Default 5 s.
 	UnlinkTimeout time.Duration
-	// RestoreConcurrency bounds the sessions restored at once. Default 32.
+	// RestoreConcurrency bounds the sessions restored at once (over every
+	// restore of the process). Default 32.
 	RestoreConcurrency int
 	// RestoreJitter is the largest random delay before each restore, so
 	// that a fleet of restarts does not reconnect in lock step. Default 200 ms.
@@ -133,6 +134,10 @@ type Manager struct {
 	// sessionsLock guards sessions.
 	sessionsLock sync.RWMutex
 	sessions     map[string]*session
+
+	// restoreSlots bounds the restores running at once, over every
+	// Restore and shard restore (RestoreConcurrency).
+	restoreSlots chan struct{}
 }
 
 var _ shared.Connector = (*Manager)(nil)
@@ -144,7 +149,7 @@ func New(cfg Config) *Manager {
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{
 		cfg: cfg, log: cfg.Log, store: cfg.Store, keys: cfg.Container,
-		ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel, restoreSlots: make(chan struct{}, cfg.RestoreConcurrency),
 		versionReady: make(chan struct{}),
 		http:         cfg.Hooks.httpClient(),
 		sessions:     map[string]*session{},

@@ -12,37 +12,44 @@ import (
 // Restore reconnects every session that was connected when the process
 // stopped (AutoConnect with a JID), at most RestoreConcurrency at once,
 // each after a random delay up to RestoreJitter, through the same per-token
-// path as a connect. keep, when non-nil, selects the tokens to restore (a
-// connector restores only its shards). It returns when every attempt has
-// finished.
+// path as a connect. keep, when non-nil, selects the tokens to restore. It
+// returns when every attempt has finished.
 func (m *Manager) Restore(ctx context.Context, keep func(token string) bool) (restored, failed int) {
 	rows, err := m.store.List(ctx)
 	if err != nil {
 		m.log.Error("could not list sessions to restore", "err", err)
 		return 0, 0
 	}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		sem  = make(chan struct{}, m.cfg.RestoreConcurrency)
-		opts = shared.ConnectOptions{Immediate: true}
-	)
 	var tokens []string
 	for _, row := range rows {
-		if row.AutoConnect && row.JID != "" && (keep == nil || keep(row.Token)) {
+		if restorable(row) && (keep == nil || keep(row.Token)) {
 			tokens = append(tokens, row.Token)
 		}
 	}
+	return m.restoreTokens(ctx, tokens)
+}
+
+// restorable reports whether row's session was connected when its client
+// stopped.
+func restorable(row *shared.Session) bool { return row.AutoConnect && row.JID != "" }
+
+// restoreTokens restores tokens as Restore does, under ctx.
+func (m *Manager) restoreTokens(ctx context.Context, tokens []string) (restored, failed int) {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		opts = shared.ConnectOptions{Immediate: true}
+	)
 	for _, token := range tokens {
 		select {
-		case sem <- struct{}{}:
+		case m.restoreSlots <- struct{}{}:
 		case <-ctx.Done():
 			wg.Wait()
 			return restored, failed
 		}
 		wg.Add(1)
 		go func(token string) {
-			defer func() { <-sem; wg.Done() }()
+			defer func() { <-m.restoreSlots; wg.Done() }()
 			if j := m.cfg.RestoreJitter; j > 0 {
 				time.Sleep(rand.N(j))
 			}
@@ -60,6 +67,84 @@ func (m *Manager) Restore(ctx context.Context, keep func(token string) bool) (re
 	}
 	wg.Wait()
 	return restored, failed
+}
+
+// ShardRestorer restores the sessions of the shards a connector gains: the
+// shards gained together (while a listing runs, or at once) share one
+// listing of the token table, instead of one full listing per shard.
+type ShardRestorer struct {
+	m       *Manager
+	shardOf func(token string) int
+
+	// lock guards pending and listing.
+	lock    sync.Mutex
+	pending []*shardRestore
+	listing bool // a goroutine lists the table for pending
+}
+
+// shardRestore is one shard waiting for its restore.
+type shardRestore struct {
+	ctx   context.Context
+	shard int
+	done  chan [2]int // restored, failed
+}
+
+// NewShardRestorer returns a ShardRestorer of m; shardOf maps a token to
+// its shard.
+func (m *Manager) NewShardRestorer(shardOf func(token string) int) *ShardRestorer {
+	return &ShardRestorer{m: m, shardOf: shardOf}
+}
+
+// Restore restores the logged-in sessions of shard as Manager.Restore does,
+// under ctx (the connector's ownership of the shard), and returns when
+// every attempt has finished.
+func (r *ShardRestorer) Restore(ctx context.Context, shard int) (restored, failed int) {
+	req := &shardRestore{ctx: ctx, shard: shard, done: make(chan [2]int, 1)}
+	r.lock.Lock()
+	r.pending = append(r.pending, req)
+	if !r.listing {
+		r.listing = true
+		go r.run()
+	}
+	r.lock.Unlock()
+	res := <-req.done
+	return res[0], res[1]
+}
+
+// run lists the table once for every batch of pending shards, and starts
+// their restores, until none is pending.
+func (r *ShardRestorer) run() {
+	for {
+		r.lock.Lock()
+		batch := r.pending
+		r.pending = nil
+		if len(batch) == 0 {
+			r.listing = false
+			r.lock.Unlock()
+			return
+		}
+		r.lock.Unlock()
+
+		tokens := make(map[int][]string, len(batch))
+		ctx, cancel := context.WithTimeout(r.m.ctx, time.Minute)
+		rows, err := r.m.store.List(ctx)
+		cancel()
+		if err != nil {
+			r.m.log.Error("could not list sessions to restore", "err", err, "shards", len(batch))
+		}
+		for _, row := range rows {
+			if restorable(row) {
+				shard := r.shardOf(row.Token)
+				tokens[shard] = append(tokens[shard], row.Token)
+			}
+		}
+		for _, req := range batch {
+			go func() {
+				ok, failed := r.m.restoreTokens(req.ctx, tokens[req.shard])
+				req.done <- [2]int{ok, failed}
+			}()
+		}
+	}
 }
 
 // maxRestoreRetry caps the delay between retries of a failed restore.
