@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wago-gw/wago/connector"
 	"github.com/wago-gw/wago/functions"
@@ -82,6 +85,31 @@ func hotRoutes(b *testing.B, h http.Handler) {
 
 const benchAdmin = "bench-admin-token"
 
+// benchServe runs hotRoutes on serve's composition, with log and reg
+// (either may be nil).
+func benchServe(b *testing.B, log *slog.Logger, reg prometheus.Registerer) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "wago.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	keys, err := sqlite.OpenKeyStore(ctx, filepath.Join(dir, "keys.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer keys.Close()
+	mgr := connector.New(connector.Config{Store: store, Container: keys, Hooks: connector.Hooks{Addr: "127.0.0.1:9"}, Registerer: reg})
+	defer mgr.Close(ctx)
+	api, err := functions.New(functions.Config{Store: store, Connector: mgr, AdminToken: benchAdmin, Log: log, Registerer: reg})
+	if err != nil {
+		b.Fatal(err)
+	}
+	seedRows(b, store)
+	hotRoutes(b, api)
+}
+
 func seedRows(b *testing.B, store shared.Store) {
 	ctx := context.Background()
 	for i := 1; i <= benchRows; i++ {
@@ -93,28 +121,23 @@ func seedRows(b *testing.B, store shared.Store) {
 }
 
 func BenchmarkHotRoutes(b *testing.B) {
-	b.Run("serve", func(b *testing.B) {
-		ctx := context.Background()
-		dir := b.TempDir()
-		store, err := sqlite.Open(ctx, filepath.Join(dir, "wago.db"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer store.Close()
-		keys, err := sqlite.OpenKeyStore(ctx, filepath.Join(dir, "keys.db"), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer keys.Close()
-		mgr := connector.New(connector.Config{Store: store, Container: keys, Hooks: connector.Hooks{Addr: "127.0.0.1:9"}})
-		defer mgr.Close(ctx)
-		api, err := functions.New(functions.Config{Store: store, Connector: mgr, AdminToken: benchAdmin})
-		if err != nil {
-			b.Fatal(err)
-		}
-		seedRows(b, store)
-		hotRoutes(b, api)
-	})
+	// serve: the API without its log and metrics; serve-metrics: with the
+	// Prometheus metrics and the log at warn (no request log);
+	// serve-observed: as the binary runs by default, the metrics and the
+	// request log (JSON, at info, to /dev/null: a write per request).
+	b.Run("serve", func(b *testing.B) { benchServe(b, nil, nil) })
+	for _, level := range []string{"warn", defaultLogLevel} {
+		name := map[string]string{"warn": "serve-metrics", defaultLogLevel: "serve-observed"}[level]
+		b.Run(name, func(b *testing.B) {
+			devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer devNull.Close()
+			reg, _ := newMetrics()
+			benchServe(b, Config{LogLevel: level, LogFormat: defaultLogFormat}.logger(devNull), reg)
+		})
+	}
 	b.Run("api", func(b *testing.B) {
 		redisURL, endpoint := os.Getenv("WAGO_TEST_REDIS_URL"), os.Getenv("WAGO_TEST_DYNAMODB_ENDPOINT")
 		if redisURL == "" || endpoint == "" {
