@@ -63,8 +63,8 @@ func TestLeakCheckFindsAPlantedToken(t *testing.T) {
 	}
 }
 
-// get fetches url and returns the status and body.
-func get(t testing.TB, url string, headers ...string) (int, string) {
+// httpGet fetches url and returns the status and body.
+func httpGet(t testing.TB, url string, headers ...string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest("GET", url, nil)
 	if err != nil {
@@ -133,26 +133,26 @@ func TestLogsKeepSecrets(t *testing.T) {
 	if ready.Status != "ready" || ready.Checks["store"] != "up" || ready.Sessions["connected"] != 1 || ready.Sessions["total"] != 1 {
 		t.Fatalf("/ready: %+v", ready)
 	}
-	if code, body := get(t, "http://"+metricsAddr+"/ready"); code != 200 || !strings.Contains(body, `"status":"ready"`) {
+	if code, body := httpGet(t, "http://"+metricsAddr+"/ready"); code != 200 || !strings.Contains(body, `"status":"ready"`) {
 		t.Fatalf("/ready on the metrics listener: %d %s", code, body)
 	}
 
 	// /metrics: the admin token on the API's listener, open on its own.
-	if code, _ := get(t, p.base+"/metrics"); code != 401 {
+	if code, _ := httpGet(t, p.base+"/metrics"); code != 401 {
 		t.Fatalf("/metrics without the admin token: %d", code)
 	}
-	code, withToken := get(t, p.base+"/metrics", "admintoken", admin)
+	code, withToken := httpGet(t, p.base+"/metrics", "admintoken", admin)
 	if code != 200 || !strings.Contains(withToken, "wago_http_requests_total") {
 		t.Fatalf("/metrics with the admin token: %d", code)
 	}
-	if code, _ := get(t, "http://"+metricsAddr+"/session/status", "token", token); code != 404 {
+	if code, _ := httpGet(t, "http://"+metricsAddr+"/session/status", "token", token); code != 404 {
 		t.Fatalf("the metrics listener serves the API: %d", code)
 	}
 	waitFor(t, 10*time.Second, "the webhook delivery to be counted", func() bool {
-		_, body := get(t, "http://"+metricsAddr+"/metrics")
+		_, body := httpGet(t, "http://"+metricsAddr+"/metrics")
 		return metricValue(body, "wago_webhook_deliveries_total") >= 1
 	})
-	_, body := get(t, "http://"+metricsAddr+"/metrics")
+	_, body := httpGet(t, "http://"+metricsAddr+"/metrics")
 	for series, min := range map[string]float64{
 		`wago_http_requests_total{method="POST",route="/send/text",status="200"}`:    1,
 		`wago_http_request_duration_seconds_count{method="POST",route="/send/text"}`: 1,
@@ -177,7 +177,7 @@ func TestLogsKeepSecrets(t *testing.T) {
 
 	p.ok(p.call("POST", "/session/logout", "", "token", token), nil)
 	p.ok(p.call("POST", "/session/delete", "", "admintoken", admin, "token", token), nil)
-	_, body = get(t, "http://"+metricsAddr+"/metrics")
+	_, body = httpGet(t, "http://"+metricsAddr+"/metrics")
 	if v := metricValue(body, "wago_logouts_total"); v != 1 {
 		t.Errorf("wago_logouts_total = %v, want 1", v)
 	}
@@ -221,7 +221,7 @@ func TestConnectorProbes(t *testing.T) {
 	addr := freeAddr(t)
 	conn := startConnectorWithEnv(t, e, emu, t.TempDir(), "WAGO_METRICS_LISTEN="+addr, "WAGO_SHARDS=4")
 	base := "http://" + addr
-	if code, _ := get(t, base+"/health"); code != 200 {
+	if code, _ := httpGet(t, base+"/health"); code != 200 {
 		t.Fatalf("/health: %d", code)
 	}
 	var ready struct {
@@ -233,14 +233,14 @@ func TestConnectorProbes(t *testing.T) {
 		} `json:"data"`
 	}
 	waitFor(t, 20*time.Second, "the connector to own every shard", func() bool {
-		_, body := get(t, base+"/ready")
+		_, body := httpGet(t, base+"/ready")
 		json.Unmarshal([]byte(body), &ready)
 		return len(ready.Data.Shards) == 4
 	})
 	if ready.Code != 200 || ready.Data.Checks["redis"] != "up" || ready.Data.Checks["store"] != "up" {
 		t.Fatalf("/ready: %+v", ready)
 	}
-	_, body := get(t, base+"/metrics")
+	_, body := httpGet(t, base+"/metrics")
 	if v := metricValue(body, "wago_shard_leases_held"); v != 4 {
 		t.Fatalf("wago_shard_leases_held = %v\n%s", v, body)
 	}
