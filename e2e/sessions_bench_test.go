@@ -83,16 +83,7 @@ func BenchmarkSessions(b *testing.B) {
 		}
 		start := time.Now()
 		_, errs := pairAll(p, emu, tokens, 16)
-		for j, err := range errs {
-			if j == 10 {
-				b.Errorf("... and %d more", len(errs)-j)
-				break
-			}
-			b.Error(err)
-		}
-		if len(errs) > 0 {
-			b.Fatalf("%d of %d pairings failed", len(errs), n)
-		}
+		failOnPairings(b, errs, n)
 		allLoggedIn(b, p, n, 5*time.Minute)
 		b.Logf("linked %d sessions in %s", n, time.Since(start).Round(time.Millisecond))
 		noStoreErrors(b, p)

@@ -29,6 +29,9 @@ func (s *Server) login(c *conn, p *waWa6.ClientPayload) {
 		oc.dev = nil
 		delete(d.conns, oc)
 	}
+	if len(old) > 0 {
+		d.replaced++
+	}
 	c.dev = d
 	d.conns[c] = struct{}{}
 	d.logins++

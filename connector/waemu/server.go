@@ -88,6 +88,10 @@ type Device struct {
 	Online bool
 	// Logins counts the successful logins of the device.
 	Logins int
+	// Replaced counts the logins that found a live socket of the device:
+	// two clients held it at once, and the older one was answered
+	// StreamReplaced, as WhatsApp does.
+	Replaced int
 }
 
 // account is a phone number with its primary ("phone") identity key.
@@ -127,6 +131,7 @@ type device struct {
 	signedPre   preKey
 	preKeys     []preKey
 	logins      int
+	replaced    int
 	conns       map[*conn]struct{}
 	pending     []waBinary.Node
 	// unacked are messages a socket of the device got and the device has
@@ -422,7 +427,7 @@ func (s *Server) Devices() []Device {
 		if d.contact {
 			continue
 		}
-		out = append(out, Device{JID: d.jid, LID: d.lid, Phone: d.acct.phone, Online: len(d.conns) > 0, Logins: d.logins})
+		out = append(out, Device{JID: d.jid, LID: d.lid, Phone: d.acct.phone, Online: len(d.conns) > 0, Logins: d.logins, Replaced: d.replaced})
 	}
 	slices.SortFunc(out, func(a, b Device) int { return strings.Compare(a.JID.String(), b.JID.String()) })
 	return out
