@@ -24,10 +24,8 @@ import (
 	"github.com/wago-gw/wago/shared/redisbus"
 )
 
-const (
-	redisDBFleet      = 8
-	redisDBFleetBench = 9
-)
+// redisDBFleet is TestFleetFailover's Redis database (see distributed_test.go).
+const redisDBFleet = 8
 
 // fleet is the connectors of one test, by name.
 type fleet struct {
