@@ -55,7 +55,9 @@ test-go:
 # at an open-loop 200 msgs/s and the closed-loop maximum, embedded and
 # distributed (WAGO_BENCH_SEND_DURATION=10s), and the RSS growth of 50 MiB
 # of images; then the key-store reads and writes per session restore on
-# SQLite, PostgreSQL and DynamoDB.
+# SQLite, PostgreSQL and DynamoDB; then a fleet of 3 connectors (3,000
+# sessions; WAGO_BENCH_FLEET_SESSIONS): kill -9 failover time and idle
+# Redis commands per session per minute.
 bench: services
 	set -a && . $(SERVICES)/env && set +a && .ci/bench
 	set -a && . $(SERVICES)/env && set +a && AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 $(GO) test -run '^$$' -bench HotRoutes -benchmem -count 3 .
@@ -66,6 +68,7 @@ bench: services
 	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench '^BenchmarkSendMediaRSS$$' -benchtime 1x -timeout 10m ./e2e/
 	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench '^BenchmarkWebhookKill9$$' -benchtime 1x -count 3 -timeout 10m ./e2e/
 	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench '^BenchmarkKeyStoreRestore$$' -benchtime 1x -count 3 -timeout 10m ./e2e/
+	set -a && . $(SERVICES)/env && set +a && $(GO) test -run '^$$' -bench '^BenchmarkFleetFailover$$' -benchtime 1x -timeout 40m ./e2e/
 
 fmt:
 	gofmt -w .
