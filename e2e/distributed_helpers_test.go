@@ -107,8 +107,8 @@ func startConnector(tb testing.TB, e distEnv, emu *waemu.Server, dataDir string)
 }
 
 // startConnectorVia is startConnector dialling WhatsApp at addr (a proxy in
-// front of emu).
-func startConnectorVia(tb testing.TB, e distEnv, emu *waemu.Server, addr, dataDir string) *proc {
+// front of emu); extra settings override the others.
+func startConnectorVia(tb testing.TB, e distEnv, emu *waemu.Server, addr, dataDir string, extra ...string) *proc {
 	tb.Helper()
 	env := append(e.distProcEnv(),
 		"WAGO_DATA_DIR="+dataDir,
@@ -116,6 +116,7 @@ func startConnectorVia(tb testing.TB, e distEnv, emu *waemu.Server, addr, dataDi
 		"WAGO_WHATSAPP_ADDR="+addr,
 		"WAGO_WHATSAPP_ROOT_KEY="+emu.RootPublicKeyHex(),
 	)
+	env = append(env, extra...)
 	p := spawn(tb, "connector", env, "connector")
 	p.waitReady("to log that it runs", func() bool { return strings.Contains(p.logBuf.String(), "connector running") })
 	return p

@@ -149,7 +149,8 @@ func benchRestore(b *testing.B, sessions int, open func(*testing.B) (shared.KeyS
 		stop()
 		reads, writes, txns = reads+c.Reads(), writes+c.Writes(), txns+c.Txns()
 		if d, ok := c.(dynamoCounts); ok {
-			b.Logf("restore calls: %s", d)
+			_, rcu, wcu := d.Snapshot()
+			b.Logf("restore calls: %s; per session %.1f RCU, %.1f WCU", d, rcu/float64(sessions), wcu/float64(sessions))
 		}
 	}
 	b.StopTimer()

@@ -36,7 +36,15 @@ func openTestKeys(t *testing.T, ep, table string) *Keys {
 
 func TestKeyStoreContract(t *testing.T) {
 	ep := testEndpoint(t)
-	keystoretest.Run(t, func(t *testing.T) shared.KeyStore { return openTestKeys(t, ep, randomTable(t)) })
+	keystoretest.Run(t, func(t *testing.T) shared.KeyStore {
+		return openTestKeys(t, ep, randomTable(t))
+	}, keystoretest.Reopen(func(t *testing.T, ks shared.KeyStore) shared.KeyStore {
+		k, err := OpenKeys(t.Context(), KeysConfig{Table: ks.(*Keys).Table(), Endpoint: ep})
+		if err != nil {
+			t.Fatalf("OpenKeys on the same table: %v", err)
+		}
+		return k
+	}))
 }
 
 // openCounted opens a second key store on table with a call counter.
@@ -310,5 +318,42 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Storing a mapping the table already has (as whatsmeow does at every
+// login, with an empty cache after a restart) writes nothing and succeeds.
+func TestKeysLIDMappingAlreadyStored(t *testing.T) {
+	ep := testEndpoint(t)
+	table := randomTable(t)
+	k := openTestKeys(t, ep, table)
+	lid, pn := types.NewJID("123456789", types.HiddenUserServer), types.NewJID("5511999990005", types.DefaultUserServer)
+	must(t, k.LIDMap.PutLIDMapping(t.Context(), lid, pn))
+	k2, counter := openCounted(t, ep, table)
+	must(t, k2.LIDMap.PutLIDMapping(t.Context(), lid, pn))
+	if w := counter.Writes(); w != 0 {
+		t.Errorf("the second PutLIDMapping made %d writes (%v), want none", w, counter)
+	}
+	if got, err := k2.LIDMap.GetPNForLID(t.Context(), lid); err != nil || got != pn {
+		t.Errorf("GetPNForLID = %v, %v; want %v", got, err, pn)
+	}
+}
+
+// Saving a stored device again (whatsmeow does on a new LID or push name)
+// keeps its keys and everything in its partition.
+func TestKeysPutDeviceAgainKeepsData(t *testing.T) {
+	ep := testEndpoint(t)
+	k := openTestKeys(t, ep, randomTable(t))
+	dev := savedDevice(t, k, "5511999990006")
+	must(t, dev.Sessions.PutSession(t.Context(), "d:1", []byte("kept")))
+	noise := *dev.NoiseKey.Priv
+	dev.PushName, dev.NoiseKey = "New name", k.NewDevice().NoiseKey
+	must(t, dev.Save(t.Context()))
+	got, err := k.GetDevice(t.Context(), *dev.ID)
+	if err != nil || got == nil || got.PushName != "New name" || *got.NoiseKey.Priv != noise {
+		t.Fatalf("GetDevice after a second Save = %+v, %v; want the new push name and the first noise key", got, err)
+	}
+	if s, err := got.Sessions.GetSession(t.Context(), "d:1"); err != nil || string(s) != "kept" {
+		t.Errorf("session after a second Save = %q, %v; want %q", s, err, "kept")
 	}
 }

@@ -119,8 +119,12 @@ func (k *Keys) commit(ctx context.Context, t *txn) error {
 	return nil
 }
 
-// transact runs one TransactWriteItems call, retrying conflicts.
+// transact runs one TransactWriteItems call, retrying conflicts; no items
+// is no call.
 func (k *Keys) transact(ctx context.Context, items []types.TransactWriteItem) error {
+	if len(items) == 0 {
+		return nil
+	}
 	for attempt := 0; ; attempt++ {
 		var err error
 		if len(items) == 1 {
