@@ -44,6 +44,8 @@ type API struct {
 	admin     adminKey
 	log       *slog.Logger
 	handler   http.Handler
+	// routeList is every route registered, for Routes.
+	routeList []Route
 
 	readiness  Readiness
 	metrics    http.Handler
@@ -77,6 +79,10 @@ func (a *API) routes() http.Handler {
 		// Behind the admin token: WAGO_METRICS_LISTEN serves it open.
 		handle(http.MethodGet, "/metrics", a.adminOnly(a.metrics.ServeHTTP))
 	}
+
+	// The OpenAPI document and a page that lists it (openapi.go, docs.go).
+	handle(http.MethodGet, "/openapi.yaml", http.HandlerFunc(serveOpenAPI))
+	handle(http.MethodGet, "/docs", http.HandlerFunc(a.serveDocs))
 
 	// Admin.
 	handle(http.MethodPost, "/session/init", a.adminOnly(a.initSession))
@@ -150,6 +156,7 @@ func (a *API) routes() http.Handler {
 		handle(http.MethodPost, path, a.withSession(h))
 	}
 	o.next = r
+	a.routeList = o.routes
 	return o
 }
 

@@ -119,6 +119,8 @@ type observer struct {
 	// unmatched is the route of requests no route took (404, 405, OPTIONS).
 	unmatched *route
 	next      http.Handler
+	// routes lists the routes handle wrapped, in order.
+	routes []Route
 }
 
 func newObserver(log *slog.Logger, m *httpMetrics) *observer {
@@ -129,6 +131,7 @@ func newObserver(log *slog.Logger, m *httpMetrics) *observer {
 // are counted under that route.
 func (o *observer) handle(method, pattern string, h http.Handler) http.Handler {
 	rt := o.metrics.route(method, pattern)
+	o.routes = append(o.routes, Route{method, pattern})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rec, ok := w.(*recorder); ok {
 			rec.route = rt
