@@ -357,7 +357,7 @@ func httpCall(base, method, path, body string, headers ...string) (answer, time.
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	resp, err := apiClient.Do(req.WithContext(ctx))
 	if err != nil {
 		return answer{}, time.Since(start), fmt.Errorf("%s %s: %w", method, path, err)
 	}

@@ -19,10 +19,23 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wago-gw/wago/functions"
+	"github.com/wago-gw/wago/functions/openapitest"
 )
 
 // wagoBin is the binary under test, built once by TestMain.
 var wagoBin string
+
+// apiClient is the HTTP client of the tests' API calls: it checks every
+// request and answer against the OpenAPI document (TestMain loads it once).
+// A failed check fails the test named in the request's context
+// (openapitest.WithT); one of a request without it fails the run.
+var (
+	apiClient  = &http.Client{}
+	apiOrphans = &openapitest.Orphans{}
+	apiCheck   *openapitest.Validator
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "wago-e2e-")
@@ -44,8 +57,17 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	if apiCheck, err = openapitest.New(functions.OpenAPI()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	apiClient.Transport = &openapitest.Transport{V: apiCheck, Orphans: apiOrphans}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if failed := apiOrphans.List(); len(failed) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: %d exchanges disagree with the OpenAPI document:\n%s\n", len(failed), strings.Join(failed, "\n"))
+		code = 1
+	}
 	os.Exit(code)
 }
 
@@ -98,7 +120,7 @@ func startWago(t testing.TB, env []string, args ...string) *proc {
 	p := spawn(t, "wago", append([]string{"WAGO_LISTEN=" + addr}, env...), args...)
 	p.base = "http://" + addr
 	p.waitReady("to answer /health", func() bool {
-		resp, err := http.Get(p.base + "/health")
+		resp, err := apiClient.Get(p.base + "/health")
 		if err == nil {
 			resp.Body.Close()
 		}
@@ -189,9 +211,13 @@ func (p *proc) call(method, path, body string, headers ...string) answer {
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(openapitest.WithT(context.Background(), p.t), 60*time.Second)
 	defer cancel()
-	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	client := apiClient
+	if _, bench := p.t.(*testing.B); bench {
+		client = http.DefaultClient // benchmarks measure wago, not the check
+	}
+	resp, err := client.Do(req.WithContext(ctx))
 	if err != nil {
 		p.t.Fatalf("%s %s: %v", method, path, err)
 	}

@@ -473,6 +473,14 @@ func (fn *lambdaFn) invoke(method, target string, headers map[string]string, bod
 			fn.t.Fatalf("%s %s: body: %v", method, target, err)
 		}
 	}
+	if req, err := http.NewRequest(method, "http://lambda"+target, strings.NewReader(body)); err == nil {
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		if err := apiCheck.Check(req, []byte(body), out.StatusCode, h, b); err != nil {
+			fn.t.Errorf("OpenAPI: %v", err)
+		}
+	}
 	return out.StatusCode, h, b
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wago-gw/wago/connector/waemu"
+	"github.com/wago-gw/wago/functions/openapitest"
 )
 
 // sendClient is an HTTP client for many concurrent sends: it keeps enough
@@ -122,6 +123,7 @@ func TestSendConnectorKilled(t *testing.T) {
 		at     time.Time // when the answer came
 	}
 	client := sendClient()
+	client.Transport = &openapitest.Transport{V: apiCheck, Base: client.Transport, T: t}
 	var (
 		next, answered atomic.Int64
 		mu             sync.Mutex

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wago-gw/wago/functions/openapitest"
 	"github.com/wago-gw/wago/shared"
 	"github.com/wago-gw/wago/shared/connectortest"
 	"github.com/wago-gw/wago/shared/sqlite"
@@ -35,6 +36,11 @@ func newHarness(t *testing.T) *harness {
 	}
 	t.Cleanup(func() { store.Close() })
 	conn := &connectortest.Fake{}
+	// A real connect always answers a state (the fake's zero result has
+	// none, which the OpenAPI document rightly refuses).
+	connectortest.On(conn, shared.OpConnect, func(context.Context, string, shared.ConnectOptions) (shared.ConnectResult, error) {
+		return shared.ConnectResult{Status: shared.Status{Connected: true, State: shared.StateQR, HasQR: true}}, nil
+	})
 	api, err := New(Config{Store: store, Connector: conn, AdminToken: admin})
 	if err != nil {
 		t.Fatal(err)
@@ -52,8 +58,9 @@ type answer struct {
 	Success bool            `json:"success"`
 }
 
-// do sends a request through the real router; headers alternate name, value.
-func (h *harness) do(method, path, body string, headers ...string) answer {
+// raw sends a request through the real router and checks the exchange
+// against the OpenAPI document; headers alternate name, value.
+func (h *harness) raw(method, path, body string, headers ...string) *httptest.ResponseRecorder {
 	h.t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	for i := 0; i+1 < len(headers); i += 2 {
@@ -61,6 +68,17 @@ func (h *harness) do(method, path, body string, headers ...string) answer {
 	}
 	rec := httptest.NewRecorder()
 	h.api.ServeHTTP(rec, req)
+	if err := validator(h.t).Check(req, []byte(body), rec.Code, rec.Header(), rec.Body.Bytes()); err != nil {
+		h.t.Error(err)
+	}
+	return rec
+}
+
+// do sends a request through the real router (raw) and decodes its
+// envelope.
+func (h *harness) do(method, path, body string, headers ...string) answer {
+	h.t.Helper()
+	rec := h.raw(method, path, body, headers...)
 	var a answer
 	if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil {
 		h.t.Fatalf("%s %s: answer is not a JSON envelope: %q", method, path, rec.Body.String())
@@ -321,7 +339,10 @@ func TestAllScannedDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.conn.StatusFn = func(_ context.Context, token string) (shared.Status, error) {
-		return shared.Status{Connected: token == "tok2", LoggedIn: token == "tok2"}, nil
+		if token == "tok2" {
+			return shared.Status{Connected: true, LoggedIn: true, State: shared.StateConnected}, nil
+		}
+		return shared.Status{State: shared.StateDisconnected}, nil
 	}
 	var all []map[string]any
 	h.data(h.do("GET", "/session/all", "", "admintoken", admin), &all)
@@ -454,7 +475,9 @@ func TestHeadHealth(t *testing.T) {
 	// Through a real server: net/http drops the body of a HEAD answer.
 	srv := httptest.NewServer(h.api)
 	defer srv.Close()
-	res, err := srv.Client().Head(srv.URL + "/health")
+	client := &http.Client{Transport: &openapitest.Transport{V: validator(t), Base: srv.Client().Transport}}
+	req, _ := http.NewRequestWithContext(openapitest.WithT(context.Background(), t), "HEAD", srv.URL+"/health", nil)
+	res, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
