@@ -85,6 +85,9 @@ func (r *hookReceiver) serve(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
+	if err := apiCheck.CheckWebhook(req, body); err != nil {
+		r.t.Errorf("OpenAPI: %v", err)
+	}
 	h := hookRequest{ID: id, Header: req.Header.Clone(), Body: body}
 	var p struct {
 		Type  string          `json:"type"`

@@ -125,6 +125,26 @@ func (v *Validator) Check(req *http.Request, reqBody []byte, status int, header 
 	return nil
 }
 
+// CheckWebhook validates a delivery that wago posted to a receiver (req,
+// its body in body) against the document's webhook "event".
+func (v *Validator) CheckWebhook(req *http.Request, body []byte) error {
+	item := v.Doc.Webhooks["event"]
+	if item == nil || item.Post == nil {
+		return errors.New("openapitest: the document has no webhooks.event.post")
+	}
+	r := req.Clone(context.Background())
+	setBody(r, body)
+	in := &openapi3filter.RequestValidationInput{
+		Request: r,
+		Route:   &routers.Route{Spec: v.Doc, Path: "event", PathItem: item, Method: http.MethodPost, Operation: item.Post},
+		Options: &openapi3filter.Options{MultiError: true},
+	}
+	if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+		return fmt.Errorf("webhook delivery %s disagrees with the OpenAPI document:\n%v\nbody: %.400s", req.Header.Get("webhook-id"), err, body)
+	}
+	return nil
+}
+
 // setBody makes body r's body, GetBody included.
 func setBody(r *http.Request, body []byte) {
 	r.Body = io.NopCloser(bytes.NewReader(body))

@@ -1,16 +1,21 @@
 package openapitest_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wago-gw/wago/functions"
 	"github.com/wago-gw/wago/functions/openapitest"
+	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/webhook"
 )
 
 var load = sync.OnceValues(func() (*openapitest.Validator, error) { return openapitest.New(functions.OpenAPI()) })
@@ -93,5 +98,44 @@ func TestTemplate(t *testing.T) {
 		if got := openapitest.Template(in); got != want {
 			t.Errorf("Template(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestWebhookPayloadsAgree: the payloads the delivery worker builds, in both
+// formats, agree with the document's webhook; a body it does not describe
+// fails.
+func TestWebhookPayloadsAgree(t *testing.T) {
+	v, err := load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := shared.Delivery{Event: shared.Event{
+		ID: "evt_1", Token: "tok", Seq: 7, Class: "ReadReceipt", Type: "ReadReceipt", State: "Read",
+		Data: json.RawMessage(`{"MessageIDs":["3EB0"]}`), Time: time.Unix(1764500000, 0),
+	}}
+	post := func(body []byte, contentType string, headers ...string) *http.Request {
+		req := httptest.NewRequest("POST", "http://receiver/hook", bytes.NewReader(body))
+		req.Header.Set("Content-Type", contentType)
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		return req
+	}
+	headers := []string{"webhook-id", "evt_1", "webhook-timestamp", "1764500000", "Wago-Sequence", "7"}
+	for _, format := range []string{shared.WebhookFormatForm, shared.WebhookFormatJSON} {
+		body, ct, err := webhook.Payload(format, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.CheckWebhook(post(body, ct, headers...), body); err != nil {
+			t.Errorf("%s: %v", format, err)
+		}
+		if err := v.CheckWebhook(post(body, ct, headers[:4]...), body); err == nil {
+			t.Errorf("%s: a delivery without Wago-Sequence passed", format)
+		}
+	}
+	bad := []byte(`{"type":"Message","event":{},"token":"tok","id":"evt_1","seq":7}`) // no timestamp
+	if err := v.CheckWebhook(post(bad, "application/json", headers...), bad); err == nil {
+		t.Error("a JSON delivery without timestamp passed")
 	}
 }
