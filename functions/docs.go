@@ -115,6 +115,17 @@ func renderDocs() ([]byte, error) {
 			s.Operations = append(s.Operations, o)
 		}
 	}
+	// What wago posts to a token's webhook (the document's webhooks).
+	hooks := &docSection{Tag: "deliveries", Description: "What wago posts to a token's webhook URL."}
+	for _, name := range mapKeys(root.Content[0], "webhooks") {
+		op, _ := dig(doc, "webhooks", name, "post").(map[string]any)
+		o := docOperation{ID: "webhook-" + name, Method: "POST", Path: "your webhook URL", Summary: str(op["summary"]), Description: str(op["description"]), Auth: "webhook-signature"}
+		o.Request = example(doc, dig(op, "requestBody", "content", "application/json"))
+		hooks.Operations = append(hooks.Operations, o)
+	}
+	sections[hooks.Tag] = hooks
+	order = append(order, hooks.Tag)
+
 	var out []docSection
 	for _, tag := range order {
 		if s := sections[tag]; len(s.Operations) > 0 {

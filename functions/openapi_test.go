@@ -90,4 +90,7 @@ func TestOpenAPIServed(t *testing.T) {
 	if !strings.Contains(page, `Hello from wago`) {
 		t.Error("/docs does not show the request examples")
 	}
+	if !strings.Contains(page, "your webhook URL") || !strings.Contains(page, "Wago-Sequence") {
+		t.Error("/docs does not describe the webhook deliveries")
+	}
 }
