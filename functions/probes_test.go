@@ -23,6 +23,7 @@ import (
 // opsAPI is an API with readiness, metrics and a JSON log in buf.
 type opsAPI struct {
 	*API
+	t   *testing.T
 	reg *prometheus.Registry
 	log *bytes.Buffer
 }
@@ -45,7 +46,7 @@ func newOpsAPI(t *testing.T, checks ...Check) opsAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return opsAPI{api, reg, buf}
+	return opsAPI{api, t, reg, buf}
 }
 
 func (o opsAPI) get(path string, headers ...string) *httptest.ResponseRecorder {
@@ -55,6 +56,9 @@ func (o opsAPI) get(path string, headers ...string) *httptest.ResponseRecorder {
 	}
 	rec := httptest.NewRecorder()
 	o.ServeHTTP(rec, req)
+	if err := validator(o.t).Check(req, nil, rec.Code, rec.Header(), rec.Body.Bytes()); err != nil {
+		o.t.Error(err)
+	}
 	return rec
 }
 
