@@ -278,6 +278,8 @@ type testKey struct{}
 func init() {
 	// Pages are text: the document describes them by their Content-Type.
 	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("text/css", openapi3filter.PlainBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("text/javascript", openapi3filter.PlainBodyDecoder)
 }
 
 // WithT returns ctx carrying t: a Transport reports a failed check of a
