@@ -16,6 +16,7 @@ import (
 	"github.com/makiuchi-d/gozxing"
 
 	"github.com/wago-gw/wago/connector/waemu"
+	"github.com/wago-gw/wago/functions/openapitest"
 )
 
 // chromiumPath finds the browser of the dashboard test: $WAGO_TEST_CHROMIUM,
@@ -165,7 +166,8 @@ func TestDashboard(t *testing.T) {
 	p := startWago(t, embeddedEnv(emu, t.TempDir()))
 
 	// The page and its headers, from the real binary.
-	resp, err := http.Get(p.base + "/dashboard")
+	req, _ := http.NewRequestWithContext(openapitest.WithT(context.Background(), t), "GET", p.base+"/dashboard", nil)
+	resp, err := apiClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
