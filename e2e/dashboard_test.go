@@ -157,13 +157,14 @@ func (b *browser) problems() []string {
 // admin signs in, creates a session, connects, the emulator's phone scans
 // the QR code taken from the page, the page turns connected by itself, a
 // test message reaches the emulator's contact, a webhook set on the page
-// lists a delivered event, then logout and delete. Screenshots of each
-// screen go to the artifacts.
+// lists a delivered event, a dead letter is replayed from the page; the
+// session token sees its session only; then logout, linking again by
+// pairing code, and delete. Screenshots of each screen go to the artifacts.
 func TestDashboard(t *testing.T) {
 	b := newBrowser(t)
 	emu := startEmulator(t)
 	recv := newHookReceiver(t)
-	p := startWago(t, embeddedEnv(emu, t.TempDir()))
+	p := startWago(t, append(embeddedEnv(emu, t.TempDir()), "WAGO_WEBHOOK_RETRY_SCHEDULE=50ms,50ms"))
 
 	// The page and its headers, from the real binary.
 	req, _ := http.NewRequestWithContext(openapitest.WithT(context.Background(), t), "GET", p.base+"/dashboard", nil)
@@ -246,14 +247,27 @@ func TestDashboard(t *testing.T) {
 	if got := get(b, "read the last events", chromedp.Text(chromedp.ID("recent"))); !strings.Contains(got, "Message") {
 		t.Fatalf("last events: %q, want a delivered Message", got)
 	}
-	b.screenshot("3-session-connected")
+
+	// The receiver down: the event runs out of attempts and is listed in
+	// the dead letters; once the receiver is back, Replay all delivers it.
+	recv.down.Store(true)
+	sendFromContact(t, emu, jid, "doomed")
+	b.waitText("#dead", "receiver answered 503")
+	b.waitText("#recent", "failed")
+	b.screenshot("3-dead-letter")
+	recv.down.Store(false)
+	b.run("replay", chromedp.Click(chromedp.ID("replay-all")))
+	recv.waitText(20*time.Second, "doomed")
+	b.waitText("#dead-count", "(0)")
+	b.waitText("#dead-result", "1 replayed")
+	b.screenshot("4-session-connected")
 
 	// The admin list shows it connected, with its JID and webhook.
 	b.run("back to the list", chromedp.Click(chromedp.ID("back")))
 	b.waitText("#sessions", "shop-phone")
 	b.waitText("#sessions", "connected")
 	b.waitText("#sessions", jid.User)
-	b.screenshot("4-admin")
+	b.screenshot("5-admin")
 
 	// The session's own token sees that session only, without the admin's
 	// parts; signing out forgets the token.
@@ -277,7 +291,25 @@ func TestDashboard(t *testing.T) {
 	b.run("log out", chromedp.Click(chromedp.ID("logout")))
 	b.waitText("#s-state", "logged out")
 	b.waitText("#s-advice", "scan a new QR code")
-	b.screenshot("5-logged-out")
+	b.screenshot("6-logged-out")
+
+	// Link again with a pairing code: the page shows the 8 characters, the
+	// phone enters them, the page turns connected.
+	const phone = "15557654321"
+	b.run("ask for a pairing code", chromedp.SendKeys(chromedp.ID("pair-phone"), "+"+phone), chromedp.Click(chromedp.ID("pair")),
+		chromedp.WaitVisible(chromedp.ID("pair-code")))
+	pairCode := get(b, "read the pairing code", chromedp.Text(chromedp.ID("pair-code")))
+	if len(strings.ReplaceAll(pairCode, "-", "")) != 8 {
+		t.Fatalf("pairing code on the page: %q", pairCode)
+	}
+	b.waitText("#s-state", "pairing")
+	b.waitText("#pair-help", "Link with phone number")
+	b.screenshot("7-pair-code")
+	if _, err := emu.EnterPairCode(ctx, phone, pairCode); err != nil {
+		t.Fatalf("the phone entered the page's code: %v", err)
+	}
+	b.waitText("#s-state", "connected")
+	b.waitText("#s-jid", phone)
 
 	// Delete, after a confirmation.
 	b.run("delete", chromedp.Click(chromedp.ID("delete")), chromedp.WaitVisible(chromedp.ID("confirm")))

@@ -685,6 +685,17 @@ func TestLambdaAPI(t *testing.T) {
 			}
 		}
 	})
+	t.Run("dashboard", func(t *testing.T) {
+		// The page and its script come through API Gateway whole, with
+		// their security headers.
+		fn := fn.with(t)
+		for path, want := range map[string]string{"/dashboard": "<title>wago dashboard</title>", "/dashboard/app.js": "'use strict';"} {
+			status, h, body := fn.invoke("GET", path, nil, "")
+			if status != 200 || !strings.Contains(string(body), want) || !strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+				t.Fatalf("GET %s: %d, CSP %q, body %.80q", path, status, h.Get("Content-Security-Policy"), body)
+			}
+		}
+	})
 	t.Run("no listener", func(t *testing.T) {
 		fn.with(t).assertNoListener()
 	})

@@ -313,6 +313,15 @@ func TestWebhooksDistributed(t *testing.T) {
 	if h := recv.waitText(20*time.Second, "distributed hello"); !h.Form || h.Token != token {
 		t.Fatalf("delivery: form %v, token ok %v", h.Form, h.Token == token)
 	}
+	// The connector recorded the delivery in Redis; the api role lists it.
+	h := recv.waitText(time.Second, "distributed hello")
+	waitFor(t, 10*time.Second, "the delivery in GET /webhook/recent", func() bool {
+		var recent struct {
+			Events []struct{ ID, Type, Status string }
+		}
+		api.ok(api.call("GET", "/webhook/recent", "", "token", token), &recent)
+		return len(recent.Events) > 0 && recent.Events[0].ID == h.ID && recent.Events[0].Type == "Message" && recent.Events[0].Status == "delivered"
+	})
 
 	// Kill -9 the connector with deliveries pending.
 	recv.down.Store(true)

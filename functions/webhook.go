@@ -158,8 +158,9 @@ func (a *API) recentWebhooks(w http.ResponseWriter, r *http.Request, row *shared
 // failedLimit bounds the dead letters one GET /webhook/failed lists.
 const failedLimit = 1000
 
-// failedWebhooks lists dead letters (admin): ?token= filters them by
-// token, ?limit= bounds them (at most 1000).
+// failedWebhooks lists dead letters (admin): the token header (as
+// /session/delete names its target) or ?token= filters them by token,
+// ?limit= bounds them (at most 1000).
 func (a *API) failedWebhooks(w http.ResponseWriter, r *http.Request) {
 	if a.deadLetters == nil {
 		Error(w, r, a.log, shared.Errorf(shared.EUNAVAILABLE, "webhooks are not delivered by this process"))
@@ -174,7 +175,7 @@ func (a *API) failedWebhooks(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	list, err := a.deadLetters.Failed(r.Context(), r.URL.Query().Get("token"), limit)
+	list, err := a.deadLetters.Failed(r.Context(), requestToken(r), limit)
 	if err != nil {
 		Error(w, r, a.log, err)
 		return

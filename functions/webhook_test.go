@@ -123,3 +123,41 @@ func TestWebhookChangesReachTheConnector(t *testing.T) {
 		}
 	}
 }
+
+// deadLettersFilter is a shared.DeadLetters that records the token filter
+// it was asked for (a unit test of the route's parsing).
+type deadLettersFilter struct{ token string }
+
+func (d *deadLettersFilter) Failed(_ context.Context, token string, _ int) ([]shared.Delivery, error) {
+	d.token = token
+	return nil, nil
+}
+
+func (d *deadLettersFilter) Replay(context.Context, string, []string) (int, error) { return 0, nil }
+
+// TestFailedFilterByHeader: GET /webhook/failed filters by the token
+// header (the dashboard's way: no session token in a URL) or ?token=.
+func TestFailedFilterByHeader(t *testing.T) {
+	h := newHarness(t)
+	dl := &deadLettersFilter{}
+	api, err := New(Config{Store: h.store, Connector: h.conn, AdminToken: admin, DeadLetters: dl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.api = api
+	for _, c := range []struct {
+		path    string
+		headers []string
+		want    string
+	}{
+		{"/webhook/failed", []string{"admintoken", admin, "token", "tok-h"}, "tok-h"},
+		{"/webhook/failed?token=tok-q", []string{"admintoken", admin}, "tok-q"},
+		{"/webhook/failed", []string{"admintoken", admin}, ""},
+	} {
+		var got struct{ Count int }
+		h.data(h.do("GET", c.path, "", c.headers...), &got)
+		if dl.token != c.want {
+			t.Errorf("%s %v: filtered by %q, want %q", c.path, c.headers, dl.token, c.want)
+		}
+	}
+}

@@ -147,7 +147,9 @@ function openSession(token, name) {
   current = { token, name: name || '' };
   lastQR = '';
   $('qr').removeAttribute('src');
-  for (const id of ['s-error', 'send-result', 'send-error', 'wh-result', 'wh-error', 'pair-code', 'pair-help']) say(id, '');
+  for (const id of ['s-error', 'send-result', 'send-error', 'wh-result', 'wh-error', 'pair-code']) say(id, '');
+  show('pair-help', false);
+  $('dead-result').textContent = '';
   $('s-name').textContent = current.name;
   loadWebhook();
   render();
@@ -286,13 +288,13 @@ async function pollRecent() {
 async function pollDead() {
   let data;
   try {
-    data = await api('GET', '/webhook/failed', adminHeaders());
+    // The session's token filters in a header, never in the URL.
+    data = await api('GET', '/webhook/failed?limit=100', Object.assign(adminHeaders(), { token: current.token }));
   } catch (e) {
     $('dead-result').textContent = e.message;
     return;
   }
-  // Filtered here: the session token never goes into a URL.
-  const mine = data.failed.filter((d) => d.token === current.token);
+  const mine = data.failed;
   $('dead').replaceChildren(...mine.map((d) => el('tr', {},
     el('td', { textContent: when(d.time) }),
     el('td', { textContent: d.type }),
@@ -414,7 +416,7 @@ document.addEventListener('DOMContentLoaded', () => {
   $('pair-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     say('pair-code', '');
-    say('pair-help', '');
+    show('pair-help', false);
     act('s-error', async () => {
       const data = await api('POST', '/session/pair', sessionHeaders(), { Phone: $('pair-phone').value.trim() });
       const code = data.LinkingCode || '';
