@@ -157,6 +157,10 @@ type Config struct {
 	// WebhookDenyPrivate is WAGO_WEBHOOK_DENY_PRIVATE: refuse receivers on
 	// loopback, private and link-local addresses (checked after DNS).
 	WebhookDenyPrivate bool
+	// WebhookInlineMedia is WAGO_WEBHOOK_INLINE_MEDIA: the size in bytes up
+	// to which a received message's media is added to its webhook payload
+	// (base64); 0: never, the payload only describes it.
+	WebhookInlineMedia int
 
 	// WhatsAppAddr is WAGO_WHATSAPP_ADDR, a test hook: the host:port every
 	// WhatsApp connection dials in plain TCP.
@@ -356,6 +360,11 @@ var settings = []setting{
 			}
 			c.WebhookDenyPrivate = b
 			return nil
+		}},
+	{name: "WAGO_WEBHOOK_INLINE_MEDIA",
+		load: func(c *Config, v string) error { return loadInt(&c.WebhookInlineMedia, v) },
+		check: func(c *Config) error {
+			return checkRange(c.WebhookInlineMedia, 0, int(shared.MaxMediaSize[shared.KindVideo]))
 		}},
 	{name: "WAGO_WHATSAPP_ADDR",
 		load: func(c *Config, v string) error { c.WhatsAppAddr = v; return nil },

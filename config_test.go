@@ -231,6 +231,8 @@ func TestConfigErrors(t *testing.T) {
 			want: []string{`WAGO_WEBHOOK_SECRET: must be whsec_ followed by the base64`}, hidden: "not-a-whsec-secret"},
 		{name: "webhook timeout zero", env: map[string]string{"WAGO_WEBHOOK_TIMEOUT": "0s"},
 			want: []string{`WAGO_WEBHOOK_TIMEOUT: must be more than 0, got 0s`}},
+		{name: "inline media negative", env: map[string]string{"WAGO_WEBHOOK_INLINE_MEDIA": "-1"},
+			want: []string{`WAGO_WEBHOOK_INLINE_MEDIA: must be from 0 to 67108864, got -1`}},
 		{name: "webhook concurrency zero", env: map[string]string{"WAGO_WEBHOOK_CONCURRENCY": "0"},
 			want: []string{`WAGO_WEBHOOK_CONCURRENCY: must be from 1 to 1024, got 0`}},
 		{name: "webhook schedule", env: map[string]string{"WAGO_WEBHOOK_RETRY_SCHEDULE": "5s,soon"},

@@ -29,13 +29,17 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 	reg, metrics := newMetrics()
 	// The publisher stamps statuses with srv's lease of the token's shard,
 	// and the outbox delivers the events of the shards srv owns (srv is set
-	// before either runs).
+	// before either runs); the outbox reads the stream as srv's member, so
+	// that a dead connector's attempts are taken over with its shards.
 	var srv *redisbus.Server
 	pub := redisbus.NewStatePublisher(rdb, redisbus.PublisherConfig{
 		Logger: log.With("part", "publisher"),
 		Owner:  func(token string) string { return srv.OwnerOf(token) },
 	})
-	outbox := redisbus.NewOutbox(rdb, redisbus.OutboxConfig{Shards: cfg.Shards, Owned: func() []int { return srv.Owned() }})
+	consumer := redisbus.NewConsumerID()
+	outbox := redisbus.NewOutbox(rdb, redisbus.OutboxConfig{
+		Shards: cfg.Shards, Owned: func() []int { return srv.Owned() }, Consumer: consumer, Members: true,
+	})
 	mgr, keys, err := newConnector(ctx, log, cfg, connector.Config{
 		Store: rows, OnState: pub.Publish, OnDelete: pub.Forget,
 		SentLog: redisbus.NewSentLog(rdb, ""), Outbox: outbox, Registerer: reg,
@@ -51,6 +55,7 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 	restorer := mgr.NewShardRestorer(shardOf) // one listing per batch of shards gained
 	srv = redisbus.NewServer(rdb, mgr, redisbus.ServerConfig{
 		Shards:     cfg.Shards,
+		ConsumerID: consumer,
 		Logger:     log.With("part", "bus"),
 		Registerer: reg,
 		OnAcquire: func(ctx context.Context, shard int) {

@@ -110,6 +110,10 @@ func newWebhookWorker(log *slog.Logger, cfg Config, outbox shared.Outbox, rows s
 		Outbox: outbox, Rows: rows, Secret: cfg.WebhookSecret, Format: cfg.WebhookFormat,
 		Schedule: cfg.retrySchedule(), Timeout: cfg.WebhookTimeout, Concurrency: cfg.WebhookConcurrency,
 		DenyPrivate: cfg.WebhookDenyPrivate, Log: log.With("part", "webhooks"), Registerer: reg, Deliveries: deliveries,
+		InlineMediaMax: int64(cfg.WebhookInlineMedia),
+		Media: func(ctx context.Context, token string, req shared.DownloadRequest) (shared.DownloadResult, error) {
+			return shared.Call(ctx, mgr, shared.OpDownload, token, req)
+		},
 		Gone: func(token string) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()

@@ -24,6 +24,7 @@ const (
 	redisDBConnectorHungStop    = 12
 	redisDBSendConnectorKilled  = 11
 	redisDBSendBench            = 10
+	redisDBWebhookBench         = 10 // benchmarks run one at a time
 )
 
 // TestDistributedLifecycle drives the documented lifecycle through the real

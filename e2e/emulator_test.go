@@ -24,8 +24,15 @@ var rootSeed = [32]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
 // startEmulator runs a WhatsApp-protocol emulator on loopback.
 func startEmulator(t testing.TB) *waemu.Server {
 	t.Helper()
+	return startEmulatorWith(t, waemu.Config{})
+}
+
+// startEmulatorWith is startEmulator with cfg (its RootKey is set here).
+func startEmulatorWith(t testing.TB, cfg waemu.Config) *waemu.Server {
+	t.Helper()
 	seed := rootSeed
-	emu, err := waemu.New(waemu.Config{RootKey: &seed})
+	cfg.RootKey = &seed
+	emu, err := waemu.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

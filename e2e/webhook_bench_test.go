@@ -4,19 +4,24 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.mau.fi/whatsmeow/types"
+
 	"github.com/wago-gw/wago/connector/waemu"
 )
 
 // BenchmarkWebhookKill9 sends messages from the emulator's contact at
-// 1,000/s (WAGO_BENCH_WEBHOOK_MESSAGES of them, default 2,000) to an
-// embedded wago that posts them to a local receiver, kills wago with
-// SIGKILL halfway and starts it again on the same data directory. It
+// 1,000/s (WAGO_BENCH_WEBHOOK_MESSAGES of them, default 2,000) to a wago
+// that posts them to a local receiver, kills the process that holds the
+// socket with SIGKILL halfway (embedded: wago itself, on its data
+// directory; distributed: the connector, with the API and Redis up) and
+// starts it again. It
 // reports the messages the emulator accepted (sent), those that never
 // reached the receiver (lost), the lost ones the device had acknowledged
 // (lost-acked: must be 0) and the extra deliveries (duplicates: the same
@@ -24,24 +29,49 @@ import (
 //
 // The emulator, as WhatsApp does, delivers again at the next login what a
 // socket got but the device never receipted (whatsmeow receipts a message
-// only once its handlers, and so the outbox append, returned), and keeps at
-// most 1,000 messages for an offline device.
+// only once its handlers, and so the outbox append, returned). WhatsApp
+// keeps an offline device's messages for weeks; the emulator keeps 1,000
+// by default, raised here so that a distributed connector's outage (its
+// lease, 15 s, at 1,000 messages/s) fits.
 func BenchmarkWebhookKill9(b *testing.B) {
 	total := 2000
 	if v := envInt("WAGO_BENCH_WEBHOOK_MESSAGES"); v > 0 {
 		total = v
 	}
-	for range b.N {
-		emu := startEmulator(b)
-		recv := newHookReceiver(b)
-		dataDir := b.TempDir()
-		env := append(embeddedEnv(emu, dataDir), "WAGO_WEBHOOK_RETRY_SCHEDULE=200ms,200ms,200ms,200ms,200ms,1s,1s,1s,1s,1s,1s,1s,1s,1s")
-		p := startWago(b, env)
-		const token = "bench-hook"
-		p.ok(p.call("POST", "/session/init", `{"Name":"bench-hook","Token":"`+token+`","Os":"linux"}`, "admintoken", adminToken), nil)
-		jid := link(b, p, emu, token)
-		p.ok(p.call("POST", "/webhook", `{"WebhookURL":"`+recv.srv.URL+`","Secret":"`+hookSecret+`","Events":["Message"]}`, "token", token), nil)
+	schedule := "WAGO_WEBHOOK_RETRY_SCHEDULE=200ms,200ms,200ms,200ms,200ms,1s,1s,1s,1s,1s,1s,1s,1s,1s"
+	// embedded: the whole process is killed; distributed: the connector
+	// (the API and Redis stay up).
+	b.Run("embedded", func(b *testing.B) {
+		for range b.N {
+			emu := startEmulatorWith(b, waemu.Config{MaxPending: 100_000})
+			env := append(embeddedEnv(emu, b.TempDir()), schedule)
+			p := startWago(b, env)
+			p.ok(p.call("POST", "/session/init", `{"Name":"bench-hook","Token":"bench-hook","Os":"linux"}`, "admintoken", adminToken), nil)
+			jid := link(b, p, emu, "bench-hook")
+			webhookKill9(b, total, emu, p, jid, func() { p.kill(); startWago(b, env) })
+		}
+	})
+	b.Run("distributed", func(b *testing.B) {
+		for range b.N {
+			e := newDistEnv(b, redisDBWebhookBench)
+			emu := startEmulatorWith(b, waemu.Config{MaxPending: 100_000})
+			api := startDistAPI(b, e)
+			keysDir := b.TempDir()
+			conn := startConnectorWithEnv(b, e, emu, keysDir, schedule)
+			distInit(api, "bench-hook", "bench-hook")
+			jid := distLink(b, api, emu, "bench-hook")
+			webhookKill9(b, total, emu, api, jid, func() { conn.kill(); startConnectorWithEnv(b, e, emu, keysDir, schedule) })
+		}
+	})
+}
 
+// webhookKill9 is one run of BenchmarkWebhookKill9 on the linked session
+// "bench-hook" (device jid) of api: restart kills the process that holds
+// the socket and starts it again.
+func webhookKill9(b *testing.B, total int, emu *waemu.Server, api *proc, jid types.JID, restart func()) {
+	recv := newHookReceiver(b)
+	api.ok(api.call("POST", "/webhook", `{"WebhookURL":"`+recv.srv.URL+`","Secret":"`+hookSecret+`","Events":["Message"]}`, "token", "bench-hook"), nil)
+	{
 		var (
 			sentLock sync.Mutex
 			sent     = map[string]string{} // text -> message ID
@@ -78,11 +108,14 @@ func BenchmarkWebhookKill9(b *testing.B) {
 			}()
 		}
 		<-killed
-		p.kill()
+		before := logins(emu, jid)
 		restarted := time.Now()
-		startWago(b, env)
-		b.Logf("wago restarted in %s", time.Since(restarted).Round(time.Millisecond))
+		restart()
 		senders.Wait()
+		// The device logs in again (distributed: once the dead connector's
+		// lease ran out), and the emulator delivers what it never receipted.
+		waitFor(b, 90*time.Second, "the device to log in again", func() bool { return logins(emu, jid) > before })
+		b.Logf("killed, restarted and logged in again in %s", time.Since(restarted).Round(time.Millisecond))
 
 		// Wait until every sent message arrived, or nothing new arrives for 10 s.
 		last, lastChange := -1, time.Now()
@@ -128,7 +161,8 @@ func BenchmarkWebhookKill9(b *testing.B) {
 			}
 		}
 		if lost > 0 {
-			b.Logf("lost (the kill was at message %d): %q; acknowledged by the device: %d", killAt, lostTexts, lostAcked)
+			slices.Sort(lostTexts)
+			b.Logf("lost %d (the kill was at message %d), e.g. %q; acknowledged by the device: %d", lost, killAt, lostTexts[:min(len(lostTexts), 10)], lostAcked)
 		}
 		b.ReportMetric(float64(lostAcked), "lost-acked")
 		b.ReportMetric(float64(len(acked)), "acked")

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -33,6 +35,8 @@ type hookRequest struct {
 	Event  json.RawMessage
 	Header http.Header
 	Body   []byte
+	// Inlined media (WAGO_WEBHOOK_INLINE_MEDIA).
+	Base64, MimeType, FileName string
 }
 
 // text returns the text of a Message event.
@@ -94,6 +98,10 @@ func (r *hookReceiver) serve(w http.ResponseWriter, req *http.Request) {
 		State string          `json:"state"`
 		Event json.RawMessage `json:"event"`
 		Token string          `json:"token"`
+
+		Base64   string `json:"base64"`
+		MimeType string `json:"mimeType"`
+		FileName string `json:"fileName"`
 	}
 	if req.Header.Get("Content-Type") == "application/x-www-form-urlencoded" {
 		form, err := url.ParseQuery(string(body))
@@ -110,6 +118,7 @@ func (r *hookReceiver) serve(w http.ResponseWriter, req *http.Request) {
 		h.Token = p.Token
 	}
 	h.Type, h.State, h.Event = p.Type, p.State, p.Event
+	h.Base64, h.MimeType, h.FileName = p.Base64, p.MimeType, p.FileName
 	r.mu.Lock()
 	r.got = append(r.got, h)
 	r.mu.Unlock()
@@ -460,6 +469,56 @@ func TestWebhookEventKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	recv.waitType(20*time.Second, "LoggedOut", nil)
+}
+
+// TestWebhookInlinesMedia: with WAGO_WEBHOOK_INLINE_MEDIA, a received
+// image comes with its decrypted bytes (base64, mimeType), in both payload
+// formats; an image above the limit is only described.
+func TestWebhookInlinesMedia(t *testing.T) {
+	emu := startEmulator(t)
+	recv := newHookReceiver(t)
+	p := startWago(t, append(embeddedEnv(emu, t.TempDir()), "WAGO_WEBHOOK_INLINE_MEDIA=20000"))
+	const token = "inline-token"
+	p.ok(p.call("POST", "/session/init", `{"Name":"inline","Token":"`+token+`","Os":"linux"}`, "admintoken", adminToken), nil)
+	jid := link(t, p, emu, token)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	image := func(n int, seed byte) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i)*seed + byte(i>>8)
+		}
+		return b
+	}
+	for _, format := range []string{"form", "json"} {
+		p.ok(p.call("POST", "/webhook", `{"WebhookURL":"`+recv.srv.URL+`","Secret":"`+hookSecret+`","Events":["Message"],"Format":"`+format+`"}`, "token", token), nil)
+		small := image(12000, 7)
+		if _, err := emu.SendImageFromContact(ctx, jid.ToNonAD(), small, "image/jpeg", "small "+format); err != nil {
+			t.Fatal(err)
+		}
+		h := recv.waitType(20*time.Second, "Message", func(h hookRequest) bool { return strings.Contains(string(h.Event), "small "+format) })
+		got, err := base64.StdEncoding.DecodeString(h.Base64)
+		if err != nil || !bytes.Equal(got, small) {
+			t.Errorf("%s: the inlined image is %d bytes (err %v), want the %d bytes sent", format, len(got), err, len(small))
+		}
+		if h.MimeType != "image/jpeg" {
+			t.Errorf("%s: mimeType %q, want image/jpeg", format, h.MimeType)
+		}
+		if h.Form != (format == "form") {
+			t.Errorf("format %s delivered as form=%v", format, h.Form)
+		}
+	}
+	large := image(30000, 11)
+	if _, err := emu.SendImageFromContact(ctx, jid.ToNonAD(), large, "image/jpeg", "too large"); err != nil {
+		t.Fatal(err)
+	}
+	h := recv.waitType(20*time.Second, "Message", func(h hookRequest) bool { return strings.Contains(string(h.Event), "too large") })
+	if h.Base64 != "" || len(h.Body) > 4000 {
+		t.Errorf("an image above WAGO_WEBHOOK_INLINE_MEDIA was inlined (%d bytes of base64, body %d bytes)", len(h.Base64), len(h.Body))
+	}
+	if !strings.Contains(string(h.Event), "directPath") {
+		t.Errorf("the large image is not described: %.300s", h.Event)
+	}
 }
 
 // TestWebhookDeadLettersAndReplay: an event that fails every attempt is

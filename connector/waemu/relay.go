@@ -116,7 +116,7 @@ func (s *Server) deliver(target types.JID, node waBinary.Node, queue bool) int {
 	wakeContact := false
 	for _, d := range s.targetsLocked(target) {
 		if len(d.conns) == 0 {
-			if queue && len(d.pending) < maxPending {
+			if queue && len(d.pending) < s.cfg.MaxPending {
 				d.pending = append(d.pending, node)
 				wakeContact = wakeContact || d.contact
 			}
@@ -125,7 +125,7 @@ func (s *Server) deliver(target types.JID, node waBinary.Node, queue bool) int {
 		for c := range d.conns {
 			conns = append(conns, c)
 		}
-		if node.Tag == "message" && len(d.unacked) < maxPending {
+		if node.Tag == "message" && len(d.unacked) < s.cfg.MaxPending {
 			d.unacked = append(d.unacked, node)
 		}
 	}

@@ -54,8 +54,8 @@ const (
 	writeTimeout = 10 * time.Second
 	// handshakeTimeout closes sockets that don't finish the Noise handshake in time.
 	handshakeTimeout = 20 * time.Second
-	// maxPending bounds the offline queue of each device.
-	maxPending = 1000
+	// DefaultMaxPending bounds the offline queue of each device.
+	DefaultMaxPending = 1000
 )
 
 // Config configures a Server.
@@ -74,6 +74,10 @@ type Config struct {
 	// MaxMediaTotal caps the uploaded media kept in memory; 0 means DefaultMaxMediaTotal
 	// (1 GiB). Past it the oldest objects are forgotten.
 	MaxMediaTotal int64
+	// MaxPending bounds the messages kept for each device while it is
+	// offline, and those it got but did not receipt; 0 means
+	// DefaultMaxPending. Past it, new ones are dropped.
+	MaxPending int
 }
 
 // Device describes a device registered on the emulator.
@@ -200,6 +204,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxMediaTotal <= 0 {
 		cfg.MaxMediaTotal = DefaultMaxMediaTotal
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
 	}
 	log := cfg.Log
 	if log == nil {

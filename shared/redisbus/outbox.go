@@ -35,7 +35,8 @@ import (
 //	<prefix>:hook:dead:data     HASH id -> the delivery JSON
 //
 // An entry read by a consumer that dies stays pending in the group and is
-// claimed by another after ClaimIdle (XAUTOCLAIM); a claimed retry whose
+// claimed by another after ClaimIdle (XAUTOCLAIM), or as soon as the
+// consumer leaves the Servers' members set (OutboxConfig.Members); a claimed retry whose
 // consumer dies is due again when its lease ends. Events are as durable
 // as Redis's persistence (use AOF with appendfsync everysec or always).
 type Outbox struct {
@@ -44,6 +45,7 @@ type Outbox struct {
 	consumer string
 	shards   int
 	owned    func() []int
+	members  bool
 	// ClaimIdle is how long an attempt may last before another consumer
 	// takes its event over; it must exceed the delivery timeout.
 	claimIdle time.Duration
@@ -66,6 +68,11 @@ type OutboxConfig struct {
 	// Owned returns the shards whose events this process delivers (the
 	// connector's leases); nil: every shard.
 	Owned func() []int
+	// Members says that Consumer is the ConsumerID of this process's
+	// Server and that every consumer of the group is one: the pending
+	// entries of a consumer that is no longer in the members set (a killed
+	// or stopped connector) are then claimed at once, not after ClaimIdle.
+	Members bool
 }
 
 var _ shared.Outbox = (*Outbox)(nil)
@@ -100,7 +107,7 @@ func NewOutbox(rdb redis.UniversalClient, cfg OutboxConfig) *Outbox {
 		rand.Read(b[:])
 		consumer = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 	}
-	return &Outbox{rdb: rdb, prefix: prefix, consumer: consumer, shards: shards, owned: owned,
+	return &Outbox{rdb: rdb, prefix: prefix, consumer: consumer, shards: shards, owned: owned, members: cfg.Members,
 		claimIdle: outboxClaimIdle, groups: map[int]bool{}, claimedAt: map[int]time.Time{}}
 }
 
@@ -195,7 +202,15 @@ func (o *Outbox) Next(ctx context.Context, limit int, wait time.Duration) ([]sha
 			continue
 		}
 		o.claimedAt[shard] = now
-		msgs, _, err := o.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		msgs, err := o.claimDead(ctx, shard, limit-len(out))
+		if err != nil {
+			return out, err
+		}
+		out = append(out, o.decode(ctx, o.stream(shard), msgs)...)
+		if len(out) >= limit {
+			continue
+		}
+		msgs, _, err = o.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 			Stream: o.stream(shard), Group: outboxGroup, Consumer: o.consumer,
 			MinIdle: o.claimIdle, Start: "0-0", Count: int64(limit - len(out)),
 		}).Result()
@@ -247,6 +262,58 @@ func (o *Outbox) Next(ctx context.Context, limit int, wait time.Duration) ([]sha
 	}
 	for _, st := range res {
 		out = append(out, o.decode(ctx, st.Stream, st.Messages)...)
+	}
+	return out, nil
+}
+
+// claimDead claims up to limit pending entries of shard whose consumer
+// left the members set (Members only): a killed connector's attempts are
+// taken over as soon as its shard is, not ClaimIdle later.
+func (o *Outbox) claimDead(ctx context.Context, shard, limit int) ([]redis.XMessage, error) {
+	if !o.members {
+		return nil, nil
+	}
+	stream := o.stream(shard)
+	pend, err := o.rdb.XPending(ctx, stream, outboxGroup).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, unavailable(err, "read the pending webhook events")
+	}
+	if err != nil || pend.Count == 0 {
+		return nil, nil
+	}
+	now := float64(time.Now().UnixMilli())
+	var out []redis.XMessage
+	for consumer := range pend.Consumers {
+		if consumer == o.consumer || len(out) >= limit {
+			continue
+		}
+		until, err := o.rdb.ZScore(ctx, o.prefix+":members", consumer).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return out, unavailable(err, "read the connectors' membership")
+		}
+		if err == nil && until >= now {
+			continue // alive: its attempts are its own until ClaimIdle
+		}
+		ps, err := o.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
+			Stream: stream, Group: outboxGroup, Start: "-", End: "+", Count: int64(limit - len(out)), Consumer: consumer,
+		}).Result()
+		if err != nil {
+			return out, unavailable(err, "read a dead connector's webhook events")
+		}
+		ids := make([]string, len(ps))
+		for i, p := range ps {
+			ids[i] = p.ID
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		msgs, err := o.rdb.XClaim(ctx, &redis.XClaimArgs{
+			Stream: stream, Group: outboxGroup, Consumer: o.consumer, MinIdle: 0, Messages: ids,
+		}).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return out, unavailable(err, "claim a dead connector's webhook events")
+		}
+		out = append(out, msgs...)
 	}
 	return out, nil
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/wago-gw/wago/shared"
 	"github.com/wago-gw/wago/shared/sqlite"
 	"github.com/wago-gw/wago/shared/webhook"
@@ -166,6 +168,42 @@ func TestRedisOutboxTakesOverADeadConsumer(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // the entries are now idle longer than claimIdle
 	runWorker(t, alive, hookRows(t, sink.srv.URL), nil)
 	waitUntil(t, "the dead consumer's events", func() bool { return len(sink.got()) == 3 })
+}
+
+// TestRedisOutboxClaimsALeftMemberAtOnce: with Members, the entries of a
+// consumer that left the members set (a killed connector) are taken over
+// at the next Next, not ClaimIdle later; those of a live member are not.
+func TestRedisOutboxClaimsALeftMemberAtOnce(t *testing.T) {
+	rdb := MustOpenRedis(t)
+	prefix := testPrefix(t, rdb)
+	members := prefix + ":members"
+	live := func(consumer string, until time.Time) {
+		if err := rdb.ZAdd(t.Context(), members, redis.Z{Score: float64(until.UnixMilli()), Member: consumer}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live("busy", time.Now().Add(time.Hour))
+	busy := NewOutbox(rdb, OutboxConfig{Prefix: prefix, Consumer: "busy", Members: true})
+	appendEvents(t, busy, 0, 3)
+	if ds, err := busy.Next(t.Context(), 10, 10*time.Millisecond); err != nil || len(ds) != 3 {
+		t.Fatalf("Next = %d, %v", len(ds), err)
+	}
+	next := NewOutbox(rdb, OutboxConfig{Prefix: prefix, Consumer: "next", Members: true})
+	if ds, err := next.Next(t.Context(), 10, 10*time.Millisecond); err != nil || len(ds) != 0 {
+		t.Fatalf("a live member's entries were taken: Next = %d, %v", len(ds), err)
+	}
+	// busy's membership runs out (killed: it no longer heartbeats).
+	live("busy", time.Now().Add(-time.Second))
+	next.claimedAt = map[int]time.Time{}
+	ds, err := next.Next(t.Context(), 10, 10*time.Millisecond)
+	if err != nil || len(ds) != 3 {
+		t.Fatalf("a dead member's entries: Next = %d, %v; want the 3 at once", len(ds), err)
+	}
+	for i, d := range ds {
+		if d.ID != fmt.Sprintf("evt_%d", i) {
+			t.Errorf("claimed %d is %s", i, d.ID)
+		}
+	}
 }
 
 // TestRedisOutboxDeliversOwnedShardsOnly: a connector delivers the first

@@ -107,8 +107,7 @@ func (c ServerConfig) withDefaults() ServerConfig {
 		c.Shards = DefaultShards
 	}
 	if c.ConsumerID == "" {
-		host, _ := os.Hostname()
-		c.ConsumerID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), rand.Text()[:8])
+		c.ConsumerID = NewConsumerID()
 	}
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = DefaultLeaseTTL
@@ -587,4 +586,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // nextBackoff doubles b between 50 ms and limit.
 func nextBackoff(b, limit time.Duration) time.Duration {
 	return min(max(2*b, 50*time.Millisecond), limit)
+}
+
+// NewConsumerID returns a name for a Server (and its process's Outbox)
+// that is unique among live ones: "<hostname>-<pid>-<random>".
+func NewConsumerID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), rand.Text()[:8])
 }

@@ -92,6 +92,11 @@ type Config struct {
 	// Deliveries, when set, records how each attempt ended (the
 	// dashboard's last events of a session).
 	Deliveries shared.DeliveryLog
+	// InlineMediaMax, when positive, adds to the payload of a received
+	// message the media it carries, up to this many bytes, downloaded with
+	// Media when the payload is built (see media.go).
+	InlineMediaMax int64
+	Media          func(ctx context.Context, token string, req shared.DownloadRequest) (shared.DownloadResult, error)
 }
 
 // Worker delivers the outbox's events. Run it once per outbox consumer.
@@ -393,7 +398,7 @@ func (w *Worker) attempt(ctx context.Context, row *shared.Session, d shared.Deli
 	if format == "" {
 		format = w.cfg.Format
 	}
-	body, contentType, err := Payload(format, d)
+	body, contentType, err := payload(format, d, w.inline(ctx, d))
 	if err != nil {
 		return outcome{why: "could not encode the event"}
 	}
@@ -515,13 +520,21 @@ type jsonData struct {
 	ID        string `json:"id,omitempty"`
 	Seq       int64  `json:"seq,omitempty"`
 	Timestamp int64  `json:"timestamp,omitempty"`
+	// Inlined media (Config.InlineMediaMax), named as wuzapi names them.
+	Base64   string `json:"base64,omitempty"`
+	MimeType string `json:"mimeType,omitempty"`
+	FileName string `json:"fileName,omitempty"`
 }
 
-// Payload returns the body of a delivery in format and its content type:
+// payload returns the body of a delivery in format and its content type:
 // WaGo's form (token and jsonData = {"type","event","state"?}), or JSON
-// ({"type","event","state"?,"token","id","seq","timestamp"}).
-func Payload(format string, d shared.Delivery) ([]byte, string, error) {
+// ({"type","event","state"?,"token","id","seq","timestamp"}); media, when
+// not nil, adds base64, mimeType and fileName.
+func payload(format string, d shared.Delivery, media *inlined) ([]byte, string, error) {
 	p := jsonData{Type: d.Type, Event: d.Data, State: d.State}
+	if media != nil {
+		p.Base64, p.MimeType, p.FileName = media.Base64, media.MimeType, media.FileName
+	}
 	if format == shared.WebhookFormatJSON {
 		p.Token, p.ID, p.Seq, p.Timestamp = d.Token, d.ID, d.Seq, d.Time.Unix()
 		b, err := json.Marshal(p)
