@@ -38,7 +38,8 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 	})
 	consumer := redisbus.NewConsumerID()
 	outbox := redisbus.NewOutbox(rdb, redisbus.OutboxConfig{
-		Shards: cfg.Shards, Owned: func() []int { return srv.Owned() }, Consumer: consumer, Members: true,
+		Shards: cfg.Shards, Owned: func() []int { return srv.Owned() }, Consumer: consumer,
+		Alive: func(ctx context.Context, c string) (bool, error) { return srv.Member(ctx, c) },
 	})
 	mgr, keys, err := newConnector(ctx, log, cfg, connector.Config{
 		Store: rows, OnState: pub.Publish, OnDelete: pub.Forget,

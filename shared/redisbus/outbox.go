@@ -36,7 +36,7 @@ import (
 //
 // An entry read by a consumer that dies stays pending in the group and is
 // claimed by another after ClaimIdle (XAUTOCLAIM), or as soon as the
-// consumer leaves the Servers' members set (OutboxConfig.Members); a claimed retry whose
+// consumer is no longer alive (OutboxConfig.Alive); a claimed retry whose
 // consumer dies is due again when its lease ends. Events are as durable
 // as Redis's persistence (use AOF with appendfsync everysec or always).
 type Outbox struct {
@@ -45,7 +45,7 @@ type Outbox struct {
 	consumer string
 	shards   int
 	owned    func() []int
-	members  bool
+	alive    func(ctx context.Context, consumer string) (bool, error)
 	// ClaimIdle is how long an attempt may last before another consumer
 	// takes its event over; it must exceed the delivery timeout.
 	claimIdle time.Duration
@@ -68,11 +68,11 @@ type OutboxConfig struct {
 	// Owned returns the shards whose events this process delivers (the
 	// connector's leases); nil: every shard.
 	Owned func() []int
-	// Members says that Consumer is the ConsumerID of this process's
-	// Server and that every consumer of the group is one: the pending
-	// entries of a consumer that is no longer in the members set (a killed
-	// or stopped connector) are then claimed at once, not after ClaimIdle.
-	Members bool
+	// Alive, when set, tells whether a consumer of the group is alive
+	// (Server.Member, with Consumer set to the Server's ConsumerID): the
+	// pending entries of a dead one (a killed or stopped connector) are
+	// claimed at once, not after ClaimIdle.
+	Alive func(ctx context.Context, consumer string) (bool, error)
 }
 
 var _ shared.Outbox = (*Outbox)(nil)
@@ -107,7 +107,7 @@ func NewOutbox(rdb redis.UniversalClient, cfg OutboxConfig) *Outbox {
 		rand.Read(b[:])
 		consumer = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 	}
-	return &Outbox{rdb: rdb, prefix: prefix, consumer: consumer, shards: shards, owned: owned, members: cfg.Members,
+	return &Outbox{rdb: rdb, prefix: prefix, consumer: consumer, shards: shards, owned: owned, alive: cfg.Alive,
 		claimIdle: outboxClaimIdle, groups: map[int]bool{}, claimedAt: map[int]time.Time{}}
 }
 
@@ -266,11 +266,11 @@ func (o *Outbox) Next(ctx context.Context, limit int, wait time.Duration) ([]sha
 	return out, nil
 }
 
-// claimDead claims up to limit pending entries of shard whose consumer
-// left the members set (Members only): a killed connector's attempts are
-// taken over as soon as its shard is, not ClaimIdle later.
+// claimDead claims up to limit pending entries of shard whose consumer is
+// dead (with Alive only): a killed connector's attempts are taken over as
+// soon as its shard is, not ClaimIdle later.
 func (o *Outbox) claimDead(ctx context.Context, shard, limit int) ([]redis.XMessage, error) {
-	if !o.members {
+	if o.alive == nil {
 		return nil, nil
 	}
 	stream := o.stream(shard)
@@ -281,18 +281,17 @@ func (o *Outbox) claimDead(ctx context.Context, shard, limit int) ([]redis.XMess
 	if err != nil || pend.Count == 0 {
 		return nil, nil
 	}
-	now := float64(time.Now().UnixMilli())
 	var out []redis.XMessage
 	for consumer := range pend.Consumers {
 		if consumer == o.consumer || len(out) >= limit {
 			continue
 		}
-		until, err := o.rdb.ZScore(ctx, o.prefix+":members", consumer).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
+		alive, err := o.alive(ctx, consumer)
+		if err != nil {
 			return out, unavailable(err, "read the connectors' membership")
 		}
-		if err == nil && until >= now {
-			continue // alive: its attempts are its own until ClaimIdle
+		if alive {
+			continue // its attempts are its own until ClaimIdle
 		}
 		ps, err := o.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
 			Stream: stream, Group: outboxGroup, Start: "-", End: "+", Count: int64(limit - len(out)), Consumer: consumer,
@@ -316,6 +315,19 @@ func (o *Outbox) claimDead(ctx context.Context, shard, limit int) ([]redis.XMess
 		out = append(out, msgs...)
 	}
 	return out, nil
+}
+
+// Member reports whether consumer is a live Server: one that heartbeated
+// within LeaseTTL/3 (OutboxConfig.Alive).
+func (s *Server) Member(ctx context.Context, consumer string) (bool, error) {
+	seen, err := s.rdb.ZScore(ctx, s.keys.members(), consumer).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return time.Since(time.UnixMilli(int64(seen))) <= s.renewInterval(), nil
 }
 
 // decode turns stream entries into deliveries; an entry that does not

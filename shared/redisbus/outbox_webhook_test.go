@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/connectortest"
 	"github.com/wago-gw/wago/shared/sqlite"
 	"github.com/wago-gw/wago/shared/webhook"
 )
@@ -170,30 +171,31 @@ func TestRedisOutboxTakesOverADeadConsumer(t *testing.T) {
 	waitUntil(t, "the dead consumer's events", func() bool { return len(sink.got()) == 3 })
 }
 
-// TestRedisOutboxClaimsALeftMemberAtOnce: with Members, the entries of a
-// consumer that left the members set (a killed connector) are taken over
-// at the next Next, not ClaimIdle later; those of a live member are not.
+// TestRedisOutboxClaimsALeftMemberAtOnce: with Alive (Server.Member), the
+// entries of a consumer that stopped heartbeating (a killed connector) are
+// taken over at the next Next, not ClaimIdle later; those of a live member
+// are not.
 func TestRedisOutboxClaimsALeftMemberAtOnce(t *testing.T) {
 	rdb := MustOpenRedis(t)
 	prefix := testPrefix(t, rdb)
-	members := prefix + ":members"
-	live := func(consumer string, until time.Time) {
-		if err := rdb.ZAdd(t.Context(), members, redis.Z{Score: float64(until.UnixMilli()), Member: consumer}).Err(); err != nil {
+	srv := NewServer(rdb, &connectortest.Fake{}, ServerConfig{Prefix: prefix, LeaseTTL: 3 * time.Second})
+	seen := func(consumer string, at time.Time) {
+		if err := rdb.ZAdd(t.Context(), srv.keys.members(), redis.Z{Score: float64(at.UnixMilli()), Member: consumer}).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	live("busy", time.Now().Add(time.Hour))
-	busy := NewOutbox(rdb, OutboxConfig{Prefix: prefix, Consumer: "busy", Members: true})
+	seen("busy", time.Now())
+	busy := NewOutbox(rdb, OutboxConfig{Prefix: prefix, Consumer: "busy", Alive: srv.Member})
 	appendEvents(t, busy, 0, 3)
 	if ds, err := busy.Next(t.Context(), 10, 10*time.Millisecond); err != nil || len(ds) != 3 {
 		t.Fatalf("Next = %d, %v", len(ds), err)
 	}
-	next := NewOutbox(rdb, OutboxConfig{Prefix: prefix, Consumer: "next", Members: true})
+	next := NewOutbox(rdb, OutboxConfig{Prefix: prefix, Consumer: "next", Alive: srv.Member})
 	if ds, err := next.Next(t.Context(), 10, 10*time.Millisecond); err != nil || len(ds) != 0 {
 		t.Fatalf("a live member's entries were taken: Next = %d, %v", len(ds), err)
 	}
-	// busy's membership runs out (killed: it no longer heartbeats).
-	live("busy", time.Now().Add(-time.Second))
+	// busy's last heartbeat is older than LeaseTTL/3: it is dead.
+	seen("busy", time.Now().Add(-2*time.Second))
 	next.claimedAt = map[int]time.Time{}
 	ds, err := next.Next(t.Context(), 10, 10*time.Millisecond)
 	if err != nil || len(ds) != 3 {
