@@ -59,8 +59,9 @@ type Config struct {
 	// RestoreConcurrency bounds the sessions restored at once (over every
 	// restore of the process). Default 32.
 	RestoreConcurrency int
-	// RestoreJitter is the largest random delay before each restore, so
-	// that a fleet of restarts does not reconnect in lock step. Default 200 ms.
+	// RestoreJitter is the largest random delay before each restore starts
+	// (waited before it takes a RestoreConcurrency slot), so that a fleet
+	// of restarts does not reconnect in lock step. Default 200 ms.
 	RestoreJitter time.Duration
 	// RestoreRetry is the first delay before a restore that could not reach
 	// WhatsApp in time is tried again (then doubling, up to 5 min).
