@@ -100,6 +100,7 @@ func (m *Manager) start(ctx context.Context, s *session, row *shared.Session, re
 		return nil, err
 	}
 	cli := whatsmeow.NewClient(dev, newWALogger(m.log.With("session", s.logID), m.cfg.WhatsmeowLevel.Level()))
+	lighten(cli)
 	cli.EnableAutoReconnect = true
 	cli.InitialAutoReconnect = retry
 	useHTTPClient(cli, m.http)
