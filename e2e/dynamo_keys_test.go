@@ -18,8 +18,9 @@ import (
 )
 
 // redisDBDynamoKeys is TestDistributedDynamoKeyStore's Redis database, apart
-// from those of distributed_test.go.
-const redisDBDynamoKeys = 8
+// from the other tests' (distributed_test.go, fleet_test.go, ops_test.go,
+// webhook_test.go).
+const redisDBDynamoKeys = 6
 
 // TestDistributedDynamoKeyStore runs the lifecycle with no SQL at all:
 // `wago api` and `wago connector` on Redis and DynamoDB Local, the
