@@ -62,7 +62,7 @@ func BenchmarkFleetFailover(b *testing.B) {
 		f.waitShares(redisbus.DefaultLeaseTTL, []int{5, 5, 6}, names...)
 		start := time.Now()
 		tokens, _ := linkFleet(b, api, f.emu, "bench-fleet", n)
-		waitFor(b, 5*time.Minute, "every session connected", func() bool { return connectedCount(api, tokens) == n })
+		waitConnected(b, api, tokens, n, 5*time.Minute, "every session connected")
 		b.Logf("%d sessions linked over 3 connectors in %.1f s (key store %s)", n, time.Since(start).Seconds(), keyStoreKind(f.keys))
 
 		time.Sleep(5 * time.Second) // the linking's writes settle
@@ -98,7 +98,7 @@ func BenchmarkFleetFailover(b *testing.B) {
 		killed := time.Now()
 		<-f.procs["B"].done
 		delete(f.procs, "B")
-		waitFor(b, expiry+2*time.Minute, "B's sessions connected again", func() bool { return connectedCount(api, dead) == len(dead) })
+		waitConnected(b, api, dead, len(dead), expiry+2*time.Minute, "B's sessions connected again")
 		failover := time.Since(killed)
 		b.StopTimer()
 		b.ReportMetric(perSession, "redis-cmds/session/min")

@@ -7,6 +7,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -134,9 +135,21 @@ func (f *fleet) tokensOf(name string, tokens []string) []string {
 }
 
 // connectedCount counts the tokens /session/all shows connected and
-// logged in.
+// logged in; -1 when the API does not answer 200 (DynamoDB Local, shared
+// with other tests, may fail a Scan now and then).
 func connectedCount(api *proc, tokens []string) int {
-	all := distSessions(api, "GET", "/session/all")
+	a, _, err := httpCall(api.base, "GET", "/session/all", "", "admintoken", lambdaAdminToken)
+	if err != nil || a.Status != 200 {
+		return -1
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(a.Data, &rows); err != nil {
+		return -1
+	}
+	all := make(map[string]map[string]any, len(rows))
+	for _, r := range rows {
+		all[fmt.Sprint(r["token"])] = r
+	}
 	n := 0
 	for _, t := range tokens {
 		if r := all[t]; r["connected"] == true && r["loggedIn"] == true {
@@ -144,6 +157,23 @@ func connectedCount(api *proc, tokens []string) int {
 		}
 	}
 	return n
+}
+
+// waitConnected polls /session/all every 100 ms until want of tokens read
+// connected and logged in, or fails tb after within.
+func waitConnected(tb testing.TB, api *proc, tokens []string, want int, within time.Duration, what string) {
+	tb.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		n := connectedCount(api, tokens)
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("waiting %s for %s: %d of %d connected", within, what, n, len(tokens))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // replaced lists the devices the emulator saw logged in from two sockets
@@ -248,7 +278,7 @@ func TestFleetFailover(t *testing.T) {
 	f.waitShares(redisbus.DefaultLeaseTTL, []int{5, 5, 6}, "A", "B", "C")
 	start := time.Now()
 	tokens, jids := linkFleet(t, api, f.emu, "fleet", sessions)
-	waitFor(t, 30*time.Second, "every session connected", func() bool { return connectedCount(api, tokens) == sessions })
+	waitConnected(t, api, tokens, sessions, 30*time.Second, "every session connected")
 	t.Logf("%d sessions linked in %.1f s over 3 connectors (key store %s)", sessions, time.Since(start).Seconds(), keyStoreKind(f.keys))
 	var devs []types.JID
 	for _, jid := range jids {
@@ -282,10 +312,10 @@ func TestFleetFailover(t *testing.T) {
 		}
 		sent <- a
 	}()
-	waitFor(t, 10*time.Second, "B's sessions to stop reading connected", func() bool { return connectedCount(api, moved) == 0 })
+	waitConnected(t, api, moved, 0, 10*time.Second, "B's sessions to stop reading connected")
 	stale := time.Since(killed)
 	f.waitShares(redisbus.DefaultLeaseTTL+10*time.Second, []int{8, 8}, "A", "C")
-	waitFor(t, 30*time.Second, "B's sessions connected again", func() bool { return connectedCount(api, tokens) == sessions })
+	waitConnected(t, api, tokens, sessions, 30*time.Second, "B's sessions connected again")
 	back := time.Since(killed)
 	after := loginsNow()
 	for _, tok := range tokens {
@@ -318,7 +348,7 @@ func TestFleetFailover(t *testing.T) {
 	joined := time.Now()
 	f.waitShares(redisbus.DefaultLeaseTTL, []int{5, 5, 6}, "A", "C", "D")
 	moved = f.tokensOf("D", tokens)
-	waitFor(t, 30*time.Second, "every session connected after D joined", func() bool { return connectedCount(api, tokens) == sessions })
+	waitConnected(t, api, tokens, sessions, 30*time.Second, "every session connected after D joined")
 	t.Logf("D owns its share after %.1f s; its %d sessions connected", time.Since(joined).Seconds(), len(moved))
 	after = loginsNow()
 	for _, tok := range moved {
@@ -350,10 +380,10 @@ func TestFleetFailover(t *testing.T) {
 			others = append(others, n)
 		}
 		f.waitShares(10*time.Second, []int{8, 8}, others...)
-		waitFor(t, 30*time.Second, fmt.Sprintf("%s's %d sessions connected elsewhere", name, len(mine)), func() bool { return connectedCount(api, tokens) == sessions })
+		waitConnected(t, api, tokens, sessions, 30*time.Second, fmt.Sprintf("%s's %d sessions connected elsewhere", name, len(mine)))
 		f.start(name)
 		f.waitShares(redisbus.DefaultLeaseTTL, []int{5, 5, 6}, "A", "C", "D")
-		waitFor(t, 30*time.Second, "every session connected after "+name+" restarted", func() bool { return connectedCount(api, tokens) == sessions })
+		waitConnected(t, api, tokens, sessions, 30*time.Second, "every session connected after "+name+" restarted")
 	}
 	if seen := stopSampling(); len(seen) > 0 {
 		t.Errorf("devices with two live sockets at once: %v", seen)
