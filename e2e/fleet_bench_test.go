@@ -98,6 +98,9 @@ func BenchmarkFleetFailover(b *testing.B) {
 		killed := time.Now()
 		<-f.procs["B"].done
 		delete(f.procs, "B")
+		// Their statuses read connected until the leases are stale; the
+		// survivors' reconnections show once they have dropped.
+		waitConnected(b, api, dead, 0, expiry+time.Minute, "B's sessions to read not connected")
 		waitConnected(b, api, dead, len(dead), expiry+2*time.Minute, "B's sessions connected again")
 		failover := time.Since(killed)
 		b.StopTimer()
