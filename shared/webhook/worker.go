@@ -526,6 +526,12 @@ type jsonData struct {
 	FileName string `json:"fileName,omitempty"`
 }
 
+// Payload returns the body of a delivery in format and its content type,
+// without inlined media (see payload).
+func Payload(format string, d shared.Delivery) ([]byte, string, error) {
+	return payload(format, d, nil)
+}
+
 // payload returns the body of a delivery in format and its content type:
 // WaGo's form (token and jsonData = {"type","event","state"?}), or JSON
 // ({"type","event","state"?,"token","id","seq","timestamp"}); media, when
