@@ -20,7 +20,8 @@ import (
 	"github.com/wago-gw/wago/connector"
 	"github.com/wago-gw/wago/functions"
 	"github.com/wago-gw/wago/shared"
-	"github.com/wago-gw/wago/shared/dynamo"
+	"github.com/wago-gw/wago/shared/dynamokeys"
+	"github.com/wago-gw/wago/shared/keystore"
 	"github.com/wago-gw/wago/shared/postgres"
 	"github.com/wago-gw/wago/shared/sqlite"
 	"github.com/wago-gw/wago/shared/webhook"
@@ -164,7 +165,7 @@ func pathCause(err error) error {
 // newConnector opens the whatsmeow key store (cfg.KeyStore()) and returns a
 // connector on it configured from cfg; base supplies the token store and
 // the callbacks. The caller closes the key store.
-func newConnector(ctx context.Context, log *slog.Logger, cfg Config, base connector.Config) (*connector.Manager, shared.KeyStore, error) {
+func newConnector(ctx context.Context, log *slog.Logger, cfg Config, base connector.Config) (*connector.Manager, keystore.Store, error) {
 	hooks, err := whatsappHooks(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -238,15 +239,15 @@ func parseRootKey(s string) (*[32]byte, error) { return connector.ParseRootKey(s
 // postgres:// (postgresql://) URL, or dynamodb://<table> (on the token
 // table's endpoint, created if missing when WAGO_DYNAMODB_CREATE_TABLE is
 // on).
-func openKeyStore(ctx context.Context, cfg Config, log *slog.Logger) (shared.KeyStore, error) {
+func openKeyStore(ctx context.Context, cfg Config, log *slog.Logger) (keystore.Store, error) {
 	addr := cfg.KeyStore()
 	keysLog := connector.WALogger(log.With("part", "keystore"), cfg.whatsmeowLevel())
 	var (
-		c   shared.KeyStore
+		c   keystore.Store
 		err error
 	)
 	if table, ok := strings.CutPrefix(addr, "dynamodb://"); ok {
-		c, err = dynamo.OpenKeys(ctx, dynamo.KeysConfig{
+		c, err = dynamokeys.OpenKeys(ctx, dynamokeys.KeysConfig{
 			Table: table, Endpoint: cfg.DynamoDBEndpoint, CreateTable: cfg.DynamoDBCreateTable, Log: keysLog,
 		})
 	} else if postgres.IsURL(addr) {

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/keystore"
 )
 
 // Config configures a Manager.
@@ -31,7 +32,7 @@ type Config struct {
 	Store shared.Store
 	// Container holds the whatsmeow devices (keys): whatsmeow's sqlstore
 	// (SQLite, PostgreSQL) or any store that passes shared/keystoretest.
-	Container shared.KeyStore
+	Container keystore.Store
 	// Log receives the manager's logs; nil discards them.
 	Log *slog.Logger
 	// WhatsmeowLevel is the level from which whatsmeow's own logs pass into
@@ -118,7 +119,7 @@ type Manager struct {
 	cfg   Config
 	log   *slog.Logger
 	store shared.Store
-	keys  shared.KeyStore
+	keys  keystore.Store
 
 	// ctx is the life of every connection; cancel ends them all.
 	ctx    context.Context

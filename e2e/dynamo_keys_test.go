@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	wtypes "go.mau.fi/whatsmeow/types"
 
-	"github.com/wago-gw/wago/shared/dynamo"
+	"github.com/wago-gw/wago/shared/dynamokeys"
 )
 
 // redisDBDynamoKeys is TestDistributedDynamoKeyStore's Redis database, apart
@@ -44,7 +44,7 @@ func TestDistributedDynamoKeyStore(t *testing.T) {
 	t.Setenv("AWS_REGION", lambdaRegion)
 	t.Setenv("AWS_ACCESS_KEY_ID", lambdaAccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", lambdaAccessKey)
-	keys, err := dynamo.OpenKeys(t.Context(), dynamo.KeysConfig{Table: keysTable, Endpoint: e.dynamoEndpoint})
+	keys, err := dynamokeys.OpenKeys(t.Context(), dynamokeys.KeysConfig{Table: keysTable, Endpoint: e.dynamoEndpoint})
 	if err != nil {
 		t.Fatalf("the connector did not create the key table: %v", err)
 	}
@@ -128,7 +128,7 @@ func TestDistributedDynamoKeyStore(t *testing.T) {
 
 // bufferedEvents counts the device's buffered events whose plaintext was
 // cleared (handled messages).
-func bufferedEvents(t *testing.T, keys *dynamo.Keys, jid wtypes.JID) int {
+func bufferedEvents(t *testing.T, keys *dynamokeys.Keys, jid wtypes.JID) int {
 	t.Helper()
 	n := 0
 	forPartition(t, keys, jid, func(item map[string]types.AttributeValue) {
@@ -141,7 +141,7 @@ func bufferedEvents(t *testing.T, keys *dynamo.Keys, jid wtypes.JID) int {
 }
 
 // partitionSize counts the items of the device's partition.
-func partitionSize(t *testing.T, keys *dynamo.Keys, jid wtypes.JID) int {
+func partitionSize(t *testing.T, keys *dynamokeys.Keys, jid wtypes.JID) int {
 	t.Helper()
 	n := 0
 	forPartition(t, keys, jid, func(map[string]types.AttributeValue) { n++ })
@@ -150,7 +150,7 @@ func partitionSize(t *testing.T, keys *dynamo.Keys, jid wtypes.JID) int {
 
 // forPartition calls fn with each item of the device's partition in the
 // key table (its layout: pk "D#<JID>").
-func forPartition(t *testing.T, keys *dynamo.Keys, jid wtypes.JID, fn func(map[string]types.AttributeValue)) {
+func forPartition(t *testing.T, keys *dynamokeys.Keys, jid wtypes.JID, fn func(map[string]types.AttributeValue)) {
 	t.Helper()
 	p := dynamodb.NewQueryPaginator(keys.Client(), &dynamodb.QueryInput{
 		TableName:                 aws.String(keys.Table()),

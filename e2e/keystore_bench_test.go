@@ -20,6 +20,8 @@ import (
 	"github.com/wago-gw/wago/connector"
 	"github.com/wago-gw/wago/shared"
 	"github.com/wago-gw/wago/shared/dynamo"
+	"github.com/wago-gw/wago/shared/dynamokeys"
+	"github.com/wago-gw/wago/shared/keystore"
 	"github.com/wago-gw/wago/shared/postgres"
 	"github.com/wago-gw/wago/shared/postgres/pgtest"
 	"github.com/wago-gw/wago/shared/sqlite"
@@ -39,7 +41,7 @@ func BenchmarkKeyStoreRestore(b *testing.B) {
 	const sessions = 4
 	b.Run("sqlite", func(b *testing.B) {
 		path := filepath.Join(b.TempDir(), "whatsmeow.db")
-		benchRestore(b, sessions, func(b *testing.B) (shared.KeyStore, restoreCounter) {
+		benchRestore(b, sessions, func(b *testing.B) (keystore.Store, restoreCounter) {
 			// As sqlite.OpenKeyStore: the upgrade first, then one connection.
 			up, err := sqlite.OpenKeyStore(b.Context(), path, waLog.Noop)
 			if err != nil {
@@ -54,7 +56,7 @@ func BenchmarkKeyStoreRestore(b *testing.B) {
 	})
 	b.Run("postgres", func(b *testing.B) {
 		url := pgtest.NewDatabase(b)
-		benchRestore(b, sessions, func(b *testing.B) (shared.KeyStore, restoreCounter) {
+		benchRestore(b, sessions, func(b *testing.B) (keystore.Store, restoreCounter) {
 			up, err := postgres.OpenKeyStore(b.Context(), url, waLog.Noop)
 			if err != nil {
 				b.Fatal(err)
@@ -70,9 +72,9 @@ func BenchmarkKeyStoreRestore(b *testing.B) {
 		b.Setenv("AWS_ACCESS_KEY_ID", lambdaAccessKey)
 		b.Setenv("AWS_SECRET_ACCESS_KEY", lambdaAccessKey)
 		table := e.table + "-keys"
-		benchRestore(b, sessions, func(b *testing.B) (shared.KeyStore, restoreCounter) {
+		benchRestore(b, sessions, func(b *testing.B) (keystore.Store, restoreCounter) {
 			c := &dynamo.Counter{}
-			k, err := dynamo.OpenKeys(b.Context(), dynamo.KeysConfig{
+			k, err := dynamokeys.OpenKeys(b.Context(), dynamokeys.KeysConfig{
 				Table: table, Endpoint: e.dynamoEndpoint, CreateTable: true,
 				ClientOptions: []func(*dynamodb.Options){c.Install},
 			})
@@ -92,7 +94,7 @@ func BenchmarkKeyStoreRestore(b *testing.B) {
 // benchRestore links sessions on a store that open returns, stops that
 // connector, and then, b.N times, starts a connector on a store opened
 // anew and counts what the restore of every session sends it.
-func benchRestore(b *testing.B, sessions int, open func(*testing.B) (shared.KeyStore, restoreCounter)) {
+func benchRestore(b *testing.B, sessions int, open func(*testing.B) (keystore.Store, restoreCounter)) {
 	emu := startEmulator(b)
 	root, err := connector.ParseRootKey(emu.RootPublicKeyHex())
 	if err != nil {

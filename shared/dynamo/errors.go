@@ -51,9 +51,9 @@ const (
 	reasonConflict        = "TransactionConflict"
 )
 
-// cancelled reports whether err is a cancelled transaction and, if so,
+// Cancelled reports whether err is a Cancelled transaction and, if so,
 // whether a condition failed and whether another transaction conflicted.
-func cancelled(err error) (isCancel, conditionFailed, conflict bool) {
+func Cancelled(err error) (isCancel, conditionFailed, conflict bool) {
 	var tce *types.TransactionCanceledException
 	if !errors.As(err, &tce) {
 		return false, false, false
@@ -71,7 +71,7 @@ func cancelled(err error) (isCancel, conditionFailed, conflict bool) {
 	}
 	if len(tce.CancellationReasons) == 0 {
 		// Some emulators only name the reasons in the message:
-		// "Transaction cancelled, ... [ConditionalCheckFailed, None]".
+		// "Transaction Cancelled, ... [ConditionalCheckFailed, None]".
 		msg := tce.ErrorMessage()
 		conditionFailed = strings.Contains(msg, reasonConditionFailed)
 		conflict = strings.Contains(msg, reasonConflict)
@@ -79,26 +79,26 @@ func cancelled(err error) (isCancel, conditionFailed, conflict bool) {
 	return true, conditionFailed, conflict
 }
 
-// isConditionFailed reports whether err is a failed condition of a single
+// IsConditionFailed reports whether err is a failed condition of a single
 // item write.
-func isConditionFailed(err error) bool {
+func IsConditionFailed(err error) bool {
 	var ccf *types.ConditionalCheckFailedException
 	return errors.As(err, &ccf)
 }
 
-// Retries of transactions cancelled by a conflicting transaction on the same
+// Retries of transactions Cancelled by a conflicting transaction on the same
 // items. DynamoDB cancels rather than queues, so concurrent writers of one
 // Name or Token would otherwise fail with a conflict instead of learning that
 // the winner now holds it.
 const (
-	conflictRetries  = 12
+	ConflictRetries  = 12
 	conflictBaseWait = 10 * time.Millisecond
 	conflictMaxWait  = 500 * time.Millisecond
 )
 
-// backoff sleeps before conflict retry attempt (0-based), with full jitter.
+// Backoff sleeps before conflict retry attempt (0-based), with full jitter.
 // It returns ctx's error if ctx ends first.
-func backoff(ctx context.Context, attempt int) error {
+func Backoff(ctx context.Context, attempt int) error {
 	d := conflictBaseWait << min(attempt, 16)
 	d = min(d, conflictMaxWait)
 	d = time.Duration(rand.Int64N(int64(d)) + 1)

@@ -20,7 +20,7 @@ func TestCancelled(t *testing.T) {
 			rs = append(rs, types.CancellationReason{Code: aws.String(c)})
 		}
 		return fmt.Errorf("operation error: %w", &types.TransactionCanceledException{
-			Message: aws.String("Transaction cancelled"), CancellationReasons: rs,
+			Message: aws.String("Transaction Cancelled"), CancellationReasons: rs,
 		})
 	}
 	tests := []struct {
@@ -35,14 +35,14 @@ func TestCancelled(t *testing.T) {
 		{"both", reasons("TransactionConflict", "ConditionalCheckFailed"), true, true, true},
 		{"throttled", reasons("ThrottlingError", "None"), true, false, false},
 		{"reasons only in the message", &types.TransactionCanceledException{
-			Message: aws.String("Transaction cancelled, please refer cancellation reasons for specific reasons [ConditionalCheckFailed, None]"),
+			Message: aws.String("Transaction Cancelled, please refer cancellation reasons for specific reasons [ConditionalCheckFailed, None]"),
 		}, true, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			isCancel, condFailed, conflict := cancelled(tt.err)
+			isCancel, condFailed, conflict := Cancelled(tt.err)
 			if got, want := [3]bool{isCancel, condFailed, conflict}, [3]bool{tt.isCancel, tt.condFailed, tt.isConflict}; got != want {
-				t.Errorf("cancelled = %v, want %v", got, want)
+				t.Errorf("Cancelled = %v, want %v", got, want)
 			}
 		})
 	}
@@ -60,7 +60,7 @@ func TestStoreError(t *testing.T) {
 		{"no table", &types.ResourceNotFoundException{}, shared.EUNAVAILABLE},
 		{"bad request", &smithy.GenericAPIError{Code: "ValidationException"}, shared.EINTERNAL},
 		{"deadline", fmt.Errorf("op: %w", context.DeadlineExceeded), shared.ETIMEOUT},
-		{"cancelled", fmt.Errorf("op: %w", context.Canceled), shared.EINTERNAL},
+		{"Cancelled", fmt.Errorf("op: %w", context.Canceled), shared.EINTERNAL},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 // Both items of a row are written and deleted in one transaction, so that a
 // Name and a Token are each unique.
 const (
-	attrPK            = "pk"
+	AttrPK            = "pk"
 	attrName          = "name"
 	attrToken         = "token"
 	attrOs            = "os"
@@ -42,7 +42,7 @@ func nameKey(name string) string   { return namePrefix + name }
 
 // key returns the primary key map of the item with pk.
 func key(pk string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{attrPK: str(pk)}
+	return map[string]types.AttributeValue{AttrPK: str(pk)}
 }
 
 func str(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
@@ -64,7 +64,7 @@ func list(vs []string) types.AttributeValue {
 // rowItem returns the TOKEN# item of s.
 func rowItem(s *shared.Session) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
-		attrPK:            str(tokenKey(s.Token)),
+		AttrPK:            str(tokenKey(s.Token)),
 		attrName:          str(s.Name),
 		attrToken:         str(s.Token),
 		attrOs:            str(s.Os),
@@ -82,7 +82,7 @@ func rowItem(s *shared.Session) map[string]types.AttributeValue {
 // nameItem returns the NAME# item of s.
 func nameItem(s *shared.Session) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
-		attrPK:    str(nameKey(s.Name)),
+		AttrPK:    str(nameKey(s.Name)),
 		attrToken: str(s.Token),
 	}
 }

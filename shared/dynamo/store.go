@@ -68,23 +68,23 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Table == "" {
 		return nil, errors.New("dynamo: open: no table name")
 	}
-	client, err := newClient(ctx, cfg.Endpoint)
+	client, err := NewClient(ctx, cfg.Endpoint)
 	if err != nil {
 		return nil, err
 	}
 	s := &Store{client: client, table: cfg.Table, now: time.Now}
 	if cfg.CreateTable {
-		if err := ensureTable(ctx, client, s.table, ""); err != nil {
+		if err := EnsureTable(ctx, client, s.table, ""); err != nil {
 			return nil, err
 		}
 	}
 	return s, nil
 }
 
-// newClient returns a DynamoDB client for endpoint (empty: AWS), configured
+// NewClient returns a DynamoDB client for endpoint (empty: AWS), configured
 // from the standard AWS environment as Config.Endpoint describes, then by
 // extra.
-func newClient(ctx context.Context, endpoint string, extra ...func(*dynamodb.Options)) (*dynamodb.Client, error) {
+func NewClient(ctx context.Context, endpoint string, extra ...func(*dynamodb.Options)) (*dynamodb.Client, error) {
 	var opts []func(*config.LoadOptions) error
 	if endpoint != "" && !credentialsInEnv() {
 		opts = append(opts, config.WithCredentialsProvider(
@@ -149,7 +149,7 @@ func (s *Store) Create(ctx context.Context, sess *shared.Session) error {
 	if sess.UpdatedAt.IsZero() {
 		sess.UpdatedAt = sess.CreatedAt
 	}
-	notExists := aws.String("attribute_not_exists(" + attrPK + ")")
+	notExists := aws.String("attribute_not_exists(" + AttrPK + ")")
 	in := &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Put: &types.Put{TableName: &s.table, Item: rowItem(sess), ConditionExpression: notExists}},
 		{Put: &types.Put{TableName: &s.table, Item: nameItem(sess), ConditionExpression: notExists}},
@@ -159,12 +159,12 @@ func (s *Store) Create(ctx context.Context, sess *shared.Session) error {
 		if err == nil {
 			return nil
 		}
-		isCancel, condFailed, conflict := cancelled(err)
+		isCancel, condFailed, conflict := Cancelled(err)
 		switch {
 		case condFailed:
 			return shared.ErrAlreadyExists
-		case isCancel && conflict && attempt < conflictRetries:
-			if err := backoff(ctx, attempt); err != nil {
+		case isCancel && conflict && attempt < ConflictRetries:
+			if err := Backoff(ctx, attempt); err != nil {
 				return storeError("create session", err)
 			}
 		default:
@@ -204,7 +204,7 @@ func (s *Store) List(ctx context.Context) ([]*shared.Session, error) {
 		TableName:                 &s.table,
 		ConsistentRead:            aws.Bool(true),
 		FilterExpression:          aws.String("begins_with(#pk, :prefix)"),
-		ExpressionAttributeNames:  map[string]string{"#pk": attrPK},
+		ExpressionAttributeNames:  map[string]string{"#pk": AttrPK},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":prefix": str(tokenPrefix)},
 	}
 	if s.pageSize > 0 {
@@ -241,7 +241,7 @@ func (s *Store) Update(ctx context.Context, token string, u shared.SessionUpdate
 	if token == "" {
 		return nil, shared.ErrSessionNotFound
 	}
-	names := map[string]string{"#pk": attrPK}
+	names := map[string]string{"#pk": AttrPK}
 	values := map[string]types.AttributeValue{}
 	var sets []string
 	set := func(attr string, v types.AttributeValue) {
@@ -278,7 +278,7 @@ func (s *Store) Update(ctx context.Context, token string, u shared.SessionUpdate
 		ExpressionAttributeValues: values,
 		ReturnValues:              types.ReturnValueAllNew,
 	})
-	if isConditionFailed(err) {
+	if IsConditionFailed(err) {
 		return nil, shared.ErrSessionNotFound
 	} else if err != nil {
 		return nil, storeError("update session", err)
@@ -308,7 +308,7 @@ func (s *Store) Delete(ctx context.Context, token string) error {
 					TableName:                &s.table,
 					Key:                      key(tokenKey(token)),
 					ConditionExpression:      aws.String("attribute_exists(#pk) AND #name = :name"),
-					ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#name": attrName},
+					ExpressionAttributeNames: map[string]string{"#pk": AttrPK, "#name": attrName},
 					ExpressionAttributeValues: map[string]types.AttributeValue{
 						":name": str(sess.Name),
 					},
@@ -327,13 +327,13 @@ func (s *Store) Delete(ctx context.Context, token string) error {
 		if err == nil {
 			return nil
 		}
-		isCancel, condFailed, conflict := cancelled(err)
+		isCancel, condFailed, conflict := Cancelled(err)
 		switch {
-		case (condFailed || conflict) && attempt < conflictRetries:
+		case (condFailed || conflict) && attempt < ConflictRetries:
 			// The row changed between the read and the transaction: it was
 			// deleted (the next read says so) or deleted and created anew
 			// under another name (the next round deletes that one).
-			if err := backoff(ctx, attempt); err != nil {
+			if err := Backoff(ctx, attempt); err != nil {
 				return storeError("delete session", err)
 			}
 		case isCancel && condFailed:

@@ -2,9 +2,8 @@ package dynamo
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
+	"github.com/wago-gw/wago/shared/dynamo/dynamotest"
 	"net"
 	"os"
 	"sync"
@@ -19,32 +18,8 @@ import (
 	"github.com/wago-gw/wago/shared/storetest"
 )
 
-// endpointEnv names the DynamoDB Local endpoint the tests run against;
+// dynamotest.EndpointEnv names the DynamoDB Local endpoint the tests run against;
 // .ci/dynamodb-local starts one and prints the assignment.
-const endpointEnv = "WAGO_TEST_DYNAMODB_ENDPOINT"
-
-// testEndpoint returns the DynamoDB Local endpoint, skipping the test when
-// there is none, except in CI, which must never skip for lack of a service.
-func testEndpoint(t *testing.T) string {
-	t.Helper()
-	ep := os.Getenv(endpointEnv)
-	if ep == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set: CI must run the DynamoDB tests (start .ci/dynamodb-local)", endpointEnv)
-		}
-		t.Skipf("%s is not set: start .ci/dynamodb-local to run the DynamoDB tests", endpointEnv)
-	}
-	return ep
-}
-
-func randomTable(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 8)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return "wago-test-" + hex.EncodeToString(b)
-}
 
 // openTest opens a store on a new table and deletes the table when t ends.
 func openTest(t *testing.T, ep, table string) *Store {
@@ -55,7 +30,7 @@ func openTest(t *testing.T, ep, table string) *Store {
 	if err != nil {
 		t.Fatalf("Open(%q): %v", table, err)
 	}
-	dropAtEnd(t, st.client, table)
+	dynamotest.DropAtEnd(t, st.client, table)
 	t.Cleanup(func() {
 		if err := st.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -64,29 +39,18 @@ func openTest(t *testing.T, ep, table string) *Store {
 	return st
 }
 
-// dropAtEnd deletes table when t ends.
-func dropAtEnd(t *testing.T, client *dynamodb.Client, table string) {
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := client.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(table)}); err != nil {
-			t.Errorf("delete table %s: %v", table, err)
-		}
-	})
-}
-
 func TestStoreContract(t *testing.T) {
-	ep := testEndpoint(t)
+	ep := dynamotest.Endpoint(t)
 	storetest.Run(t, func(t *testing.T) shared.Store {
-		st := openTest(t, ep, randomTable(t))
+		st := openTest(t, ep, dynamotest.RandomTable(t))
 		st.pageSize = 16 // make List page through the 200-row test
 		return st
 	})
 }
 
 func TestOpenConcurrentCreateTable(t *testing.T) {
-	ep := testEndpoint(t)
-	table := randomTable(t)
+	ep := dynamotest.Endpoint(t)
+	table := dynamotest.RandomTable(t)
 	const n = 2
 	stores := make([]*Store, n)
 	errs := make([]error, n)
@@ -128,7 +92,7 @@ func TestOpenConcurrentCreateTable(t *testing.T) {
 }
 
 func TestOpenWithoutAWSEnvironment(t *testing.T) {
-	ep := testEndpoint(t)
+	ep := dynamotest.Endpoint(t)
 	for _, v := range []string{
 		"AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY",
 		"AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION",
@@ -142,7 +106,7 @@ func TestOpenWithoutAWSEnvironment(t *testing.T) {
 	t.Setenv("HOME", t.TempDir()) // no ~/.aws files either
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 
-	st := openTest(t, ep, randomTable(t))
+	st := openTest(t, ep, dynamotest.RandomTable(t))
 	if err := st.Create(t.Context(), &shared.Session{Name: "n", Token: "t"}); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -206,8 +170,8 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 }
 
 func TestMissingTableIsUnavailable(t *testing.T) {
-	ep := testEndpoint(t)
-	st, err := Open(t.Context(), Config{Table: randomTable(t), Endpoint: ep})
+	ep := dynamotest.Endpoint(t)
+	st, err := Open(t.Context(), Config{Table: dynamotest.RandomTable(t), Endpoint: ep})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -224,8 +188,8 @@ func TestMissingTableIsUnavailable(t *testing.T) {
 func TestItemLayout(t *testing.T) {
 	// The key schema and item layout are what other tools (and a later
 	// version of wago) rely on: check them on the table itself.
-	ep := testEndpoint(t)
-	st := openTest(t, ep, randomTable(t))
+	ep := dynamotest.Endpoint(t)
+	st := openTest(t, ep, dynamotest.RandomTable(t))
 	in := &shared.Session{Name: "alice", Token: "tok", Events: []string{"b", "a"}, AutoConnect: true}
 	if err := st.Create(t.Context(), in); err != nil {
 		t.Fatalf("Create: %v", err)

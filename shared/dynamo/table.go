@@ -11,17 +11,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// tableWait bounds how long ensureTable waits for ACTIVE when ctx has no
+// tableWait bounds how long EnsureTable waits for ACTIVE when ctx has no
 // earlier deadline. On AWS a new on-demand table is usually ACTIVE within
 // seconds; DynamoDB Local creates it ACTIVE.
 const tableWait = 5 * time.Minute
 
-// ensureTable creates the table unless it exists and waits until it is
+// EnsureTable creates the table unless it exists and waits until it is
 // ACTIVE. Its key is the string hash key pk and, if sortKey is not empty,
 // the string range key sortKey. Another process may create it at the same
 // moment: DynamoDB then answers ResourceInUseException to one of them, which
 // is success here.
-func ensureTable(ctx context.Context, client *dynamodb.Client, table, sortKey string) error {
+func EnsureTable(ctx context.Context, client *dynamodb.Client, table, sortKey string) error {
 	ctx, cancel := context.WithTimeout(ctx, tableWait)
 	defer cancel()
 
@@ -34,10 +34,10 @@ func ensureTable(ctx context.Context, client *dynamodb.Client, table, sortKey st
 			TableName:   &table,
 			BillingMode: types.BillingModePayPerRequest,
 			AttributeDefinitions: []types.AttributeDefinition{
-				{AttributeName: aws.String(attrPK), AttributeType: types.ScalarAttributeTypeS},
+				{AttributeName: aws.String(AttrPK), AttributeType: types.ScalarAttributeTypeS},
 			},
 			KeySchema: []types.KeySchemaElement{
-				{AttributeName: aws.String(attrPK), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(AttrPK), KeyType: types.KeyTypeHash},
 			},
 		}
 		if sortKey != "" {

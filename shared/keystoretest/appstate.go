@@ -6,12 +6,12 @@ import (
 
 	"go.mau.fi/whatsmeow/store"
 
-	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/keystore"
 )
 
 // testAppStateSyncKeys: Get, Put (a key is replaced only by a newer
 // timestamp) and GetLatestAppStateSyncKeyID (the newest timestamp).
-func testAppStateSyncKeys(t *testing.T, ks shared.KeyStore) {
+func testAppStateSyncKeys(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	get := func(id string, want *store.AppStateSyncKey) {
 		t.Helper()
@@ -55,7 +55,7 @@ func testAppStateSyncKeys(t *testing.T, ks shared.KeyStore) {
 
 // testAppStateVersion: a name's version and hash; unknown is version 0
 // with a zero hash.
-func testAppStateVersion(t *testing.T, ks shared.KeyStore) {
+func testAppStateVersion(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	get := func(name string, wantV uint64, wantH [128]byte) {
 		t.Helper()
@@ -81,7 +81,7 @@ func testAppStateVersion(t *testing.T, ks shared.KeyStore) {
 // testAppStateMutationMACs: the value MAC of an index MAC is the one of
 // the highest version; deleting an index MAC deletes all its versions;
 // deleting a name's version deletes its MACs.
-func testAppStateMutationMACs(t *testing.T, ks shared.KeyStore) {
+func testAppStateMutationMACs(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	get := func(name string, index, want []byte) {
 		t.Helper()

@@ -7,10 +7,10 @@ import (
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 
-	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/keystore"
 )
 
-func getContact(t *testing.T, ks shared.KeyStore, dev *store.Device, user types.JID) types.ContactInfo {
+func getContact(t *testing.T, ks keystore.Store, dev *store.Device, user types.JID) types.ContactInfo {
 	t.Helper()
 	ci, err := reload(t, ks, dev).Contacts.GetContact(ctx(t), user)
 	must(t, "GetContact", err)
@@ -29,7 +29,7 @@ func putName(t *testing.T, what string, put func() (bool, string, error), wantCh
 
 // testContactPushName: PutPushName reports a change and the previous name,
 // and nothing for the same name, also through another instance.
-func testContactPushName(t *testing.T, ks shared.KeyStore) {
+func testContactPushName(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	user := pnJID()
 	if ci := getContact(t, ks, dev, user); ci != (types.ContactInfo{}) {
@@ -50,7 +50,7 @@ func testContactPushName(t *testing.T, ks shared.KeyStore) {
 
 // testContactBusinessName: as PutPushName, for business names; the two
 // names are independent.
-func testContactBusinessName(t *testing.T, ks shared.KeyStore) {
+func testContactBusinessName(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	user := pnJID()
 	c := dev.Contacts
@@ -68,7 +68,7 @@ func testContactBusinessName(t *testing.T, ks shared.KeyStore) {
 // testContactName: PutContactName's third argument is the first name
 // (whatsmeow's callers pass first, then full), and it leaves the other
 // names alone.
-func testContactName(t *testing.T, ks shared.KeyStore) {
+func testContactName(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	user := pnJID()
 	_, _, err := dev.Contacts.PutPushName(ctx(t), user, "Push")
@@ -86,7 +86,7 @@ func testContactName(t *testing.T, ks shared.KeyStore) {
 // testAllContactNames: PutAllContactNames stores many (of duplicates, the
 // first in the slice: sqlstore deduplicates keeping it) without touching push names; GetAllContacts lists every
 // contact of the device; the writer's own GetContact sees the new names.
-func testAllContactNames(t *testing.T, ks shared.KeyStore) {
+func testAllContactNames(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	all, err := dev.Contacts.GetAllContacts(ctx(t))
 	if err != nil || len(all) != 0 {
@@ -135,7 +135,7 @@ func testAllContactNames(t *testing.T, ks shared.KeyStore) {
 
 // testRedactedPhones: PutManyRedactedPhones stores a contact's redacted
 // phone without touching its names.
-func testRedactedPhones(t *testing.T, ks shared.KeyStore) {
+func testRedactedPhones(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	named, fresh := lidJID(), lidJID()
 	must(t, "PutContactName", dev.Contacts.PutContactName(ctx(t), named, "Ana", "Ana Lima"))
@@ -161,7 +161,7 @@ func testRedactedPhones(t *testing.T, ks shared.KeyStore) {
 
 // testChatSettings: muted-until (forever, a time to the second, or not),
 // pinned and archived, each set without resetting the others.
-func testChatSettings(t *testing.T, ks shared.KeyStore) {
+func testChatSettings(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	chat, group := pnJID(), types.NewJID("120363000000000009", types.GroupServer)
 	get := func(jid types.JID) types.LocalChatSettings {

@@ -8,12 +8,12 @@ import (
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 
-	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/keystore"
 )
 
 // testDeviceNew: NewDevice stores nothing; it returns fresh keys, and a
 // device without a JID cannot be saved.
-func testDeviceNew(t *testing.T, ks shared.KeyStore) {
+func testDeviceNew(t *testing.T, ks keystore.Store) {
 	a, b := ks.NewDevice(), ks.NewDevice()
 	for _, d := range []*store.Device{a, b} {
 		if d.ID != nil || d.NoiseKey == nil || d.IdentityKey == nil || d.SignedPreKey == nil || len(d.AdvSecretKey) != 32 {
@@ -91,7 +91,7 @@ func checkDevice(t *testing.T, got, want *store.Device) {
 }
 
 // testDevicePutGet: every field that PutDevice stores comes back.
-func testDevicePutGet(t *testing.T, ks shared.KeyStore) {
+func testDevicePutGet(t *testing.T, ks keystore.Store) {
 	dev := newDevice(ks)
 	dev.BusinessName = "Wago Ltd"
 	dev.FacebookUUID = uuid.New()
@@ -108,7 +108,7 @@ func testDevicePutGet(t *testing.T, ks shared.KeyStore) {
 
 // testDeviceUpdate: saving again updates what whatsmeow changes on a
 // logged-in device (LID, platform, names, LID migration time).
-func testDeviceUpdate(t *testing.T, ks shared.KeyStore) {
+func testDeviceUpdate(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	dev.LID = lidJID()
 	dev.Platform = "smba"
@@ -120,7 +120,7 @@ func testDeviceUpdate(t *testing.T, ks shared.KeyStore) {
 }
 
 // testDeviceGetAll: GetAllDevices lists every saved device, once.
-func testDeviceGetAll(t *testing.T, ks shared.KeyStore) {
+func testDeviceGetAll(t *testing.T, ks keystore.Store) {
 	var want []string
 	for range 3 {
 		dev := saved(t, ks)
@@ -149,7 +149,7 @@ func testDeviceGetAll(t *testing.T, ks shared.KeyStore) {
 
 // testDeviceDelete: a deleted device is gone from GetDevice and
 // GetAllDevices; Device.Delete clears its JIDs; the others stay.
-func testDeviceDelete(t *testing.T, ks shared.KeyStore) {
+func testDeviceDelete(t *testing.T, ks keystore.Store) {
 	dev, other := saved(t, ks), saved(t, ks)
 	jid := *dev.ID
 	must(t, "Delete", dev.Delete(ctx(t)))
@@ -175,7 +175,7 @@ func testDeviceDelete(t *testing.T, ks shared.KeyStore) {
 
 // testDeviceDeleteCascades: deleting a device deletes everything stored
 // for it; the same JID saved again starts empty.
-func testDeviceDeleteCascades(t *testing.T, ks shared.KeyStore) {
+func testDeviceDeleteCascades(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	peer := pnJID()
 	addr := signalAddr(peer, 0)
@@ -259,7 +259,7 @@ func checkEmpty(t *testing.T, dev *store.Device, peer types.JID) {
 }
 
 // testDevicesIsolated: what one device stores, another does not see.
-func testDevicesIsolated(t *testing.T, ks shared.KeyStore) {
+func testDevicesIsolated(t *testing.T, ks keystore.Store) {
 	a, b := saved(t, ks), saved(t, ks)
 	peer := pnJID()
 	addr := signalAddr(peer, 0)

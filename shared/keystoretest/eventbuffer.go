@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/keystore"
 )
 
 // testEventBuffer: a decrypted event's plaintext is kept by its ciphertext
 // hash until cleared; a cleared one is still known (so whatsmeow drops a
 // redelivery); an event is stored once.
-func testEventBuffer(t *testing.T, ks shared.KeyStore) {
+func testEventBuffer(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	h1, h2 := [32]byte(randBytes(32)), [32]byte(randBytes(32))
 	if e, err := dev.EventBuffer.GetBufferedEvent(ctx(t), h1); err != nil || e != nil {
@@ -50,7 +50,7 @@ func testEventBuffer(t *testing.T, ks shared.KeyStore) {
 // testDecryptionTxnCommit: what fn writes through its context in
 // DoDecryptionTxn, it reads back inside, and it is stored when fn returns
 // nil.
-func testDecryptionTxnCommit(t *testing.T, ks shared.KeyStore) {
+func testDecryptionTxnCommit(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	addr := signalAddr(pnJID(), 0)
 	h := [32]byte(randBytes(32))
@@ -87,7 +87,7 @@ func testDecryptionTxnCommit(t *testing.T, ks shared.KeyStore) {
 // testDecryptionTxnRollback: when fn fails, DoDecryptionTxn returns its
 // error and nothing fn wrote through its context is stored (a failed
 // decryption must not advance the Signal session).
-func testDecryptionTxnRollback(t *testing.T, ks shared.KeyStore) {
+func testDecryptionTxnRollback(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	addr, fresh := signalAddr(pnJID(), 0), signalAddr(pnJID(), 1)
 	h := [32]byte(randBytes(32))

@@ -7,12 +7,12 @@ import (
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 
-	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/keystore"
 )
 
 // testMessageSecrets: a secret is keyed by chat, sender (without device)
 // and message ID; the first one stored stays.
-func testMessageSecrets(t *testing.T, ks shared.KeyStore) {
+func testMessageSecrets(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	chat, sender := types.NewJID("120363000000000003", types.GroupServer), pnJID()
 	senderDev := sender
@@ -49,7 +49,7 @@ func testMessageSecrets(t *testing.T, ks shared.KeyStore) {
 // testMessageSecretsAltJID: a secret stored under a phone-number chat and
 // sender is found under their LIDs once the LID map knows them, and the
 // other way round; the sender answered is the stored one.
-func testMessageSecretsAltJID(t *testing.T, ks shared.KeyStore) {
+func testMessageSecretsAltJID(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	pn, lid := pnJID(), lidJID()
 	pn2, lid2 := pnJID(), lidJID()
@@ -72,7 +72,7 @@ func testMessageSecretsAltJID(t *testing.T, ks shared.KeyStore) {
 
 // testPrivacyTokens: Put (many at once, overwriting) and Get, keyed by the
 // user without device; timestamps to the second.
-func testPrivacyTokens(t *testing.T, ks shared.KeyStore) {
+func testPrivacyTokens(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	u1, u2 := pnJID(), lidJID()
 	u1dev := u1
@@ -103,7 +103,7 @@ func testPrivacyTokens(t *testing.T, ks shared.KeyStore) {
 
 // testPrivacyTokensAltJID: a token stored under a phone number is found by
 // its LID once mapped (and the other way round); with both, the newest.
-func testPrivacyTokensAltJID(t *testing.T, ks shared.KeyStore) {
+func testPrivacyTokensAltJID(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	pn, lid := pnJID(), lidJID()
 	ts := time.Unix(1_750_000_000, 0)
@@ -126,7 +126,7 @@ func testPrivacyTokensAltJID(t *testing.T, ks shared.KeyStore) {
 }
 
 // lidStore returns the LID map as a device got again from ks sees it.
-func lidStore(t *testing.T, ks shared.KeyStore, dev *store.Device) store.LIDStore {
+func lidStore(t *testing.T, ks keystore.Store, dev *store.Device) store.LIDStore {
 	t.Helper()
 	return reload(t, ks, dev).LIDs
 }
@@ -155,7 +155,7 @@ func withDevice(jid types.JID, n uint16) types.JID {
 
 // testLIDMap: one mapping, read both ways with the asking JID's device;
 // unknown answers the empty JID; the map is shared by all devices.
-func testLIDMap(t *testing.T, ks shared.KeyStore) {
+func testLIDMap(t *testing.T, ks keystore.Store) {
 	a, b := saved(t, ks), saved(t, ks)
 	pn, lid := pnJID(), lidJID()
 	checkLID(t, a.LIDs, pn, types.EmptyJID)
@@ -176,7 +176,7 @@ func testLIDMap(t *testing.T, ks shared.KeyStore) {
 
 // testLIDMapRemap: a phone number has one LID: mapping it to another LID
 // replaces the first mapping; a LID remapped to another number moves.
-func testLIDMapRemap(t *testing.T, ks shared.KeyStore) {
+func testLIDMapRemap(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	pn, lid1, lid2 := pnJID(), lidJID(), lidJID()
 	must(t, "PutLIDMapping", dev.LIDs.PutLIDMapping(ctx(t), lid1, pn))
@@ -193,7 +193,7 @@ func testLIDMapRemap(t *testing.T, ks shared.KeyStore) {
 
 // testLIDMapMany: PutManyLIDMappings stores many and skips invalid
 // entries; GetManyLIDsForPNs answers the known phone numbers only.
-func testLIDMapMany(t *testing.T, ks shared.KeyStore) {
+func testLIDMapMany(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	var maps []store.LIDMapping
 	for range 60 {
@@ -227,7 +227,7 @@ func testLIDMapMany(t *testing.T, ks shared.KeyStore) {
 }
 
 // testLIDMapInvalid: the LID map refuses JIDs of the wrong server.
-func testLIDMapInvalid(t *testing.T, ks shared.KeyStore) {
+func testLIDMapInvalid(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	pn, lid := pnJID(), lidJID()
 	if err := dev.LIDs.PutLIDMapping(ctx(t), pn, lid); err == nil {

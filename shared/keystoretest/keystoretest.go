@@ -1,11 +1,11 @@
-// Package keystoretest is the contract every shared.KeyStore (whatsmeow's
+// Package keystoretest is the contract every keystore.Store (whatsmeow's
 // device store) must meet, written against whatsmeow's store interfaces
 // (go.mau.fi/whatsmeow/store) with the semantics of whatsmeow's sqlstore on
 // SQLite, the reference. A store's tests call Run with a function that
 // opens a fresh, empty store:
 //
 //	func TestKeyStore(t *testing.T) {
-//		keystoretest.Run(t, func(t *testing.T) shared.KeyStore { ... })
+//		keystoretest.Run(t, func(t *testing.T) keystore.Store { ... })
 //	}
 //
 // Every case reads what it wrote back through a device got again from the
@@ -28,7 +28,7 @@ import (
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/util/keys"
 
-	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/keystore"
 )
 
 // Run runs the contract suite. open must return a fresh, empty store each
@@ -37,7 +37,7 @@ import (
 // once for all the other cases, which share that store as the devices of
 // many sessions do (each case with devices and peers of its own). Cases
 // run in parallel, so open must be safe to call concurrently.
-func Run(t *testing.T, open func(t *testing.T) shared.KeyStore, opts ...Option) {
+func Run(t *testing.T, open func(t *testing.T) keystore.Store, opts ...Option) {
 	t.Helper()
 	var o options
 	for _, opt := range opts {
@@ -45,7 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) shared.KeyStore, opts ...Option) 
 	}
 	tests := []struct {
 		name  string
-		fn    func(t *testing.T, ks shared.KeyStore)
+		fn    func(t *testing.T, ks keystore.Store)
 		empty bool // needs an empty store of its own
 	}{
 		{"DeviceNew", testDeviceNew, true},
@@ -115,7 +115,7 @@ func Run(t *testing.T, open func(t *testing.T) shared.KeyStore, opts ...Option) 
 type Option func(*options)
 
 type options struct {
-	reopen func(t *testing.T, ks shared.KeyStore) shared.KeyStore
+	reopen func(t *testing.T, ks keystore.Store) keystore.Store
 }
 
 // Reopen gives Run a way to open a second store on the data of one that
@@ -123,7 +123,7 @@ type options struct {
 // would: reopen returns it, and closes it when t ends. With it Run also
 // checks that what one store wrote, the other reads and carries on from,
 // without the first one's caches (the Reopen case).
-func Reopen(reopen func(t *testing.T, ks shared.KeyStore) shared.KeyStore) Option {
+func Reopen(reopen func(t *testing.T, ks keystore.Store) keystore.Store) Option {
 	return func(o *options) { o.reopen = reopen }
 }
 
@@ -154,7 +154,7 @@ func signalAddr(jid types.JID, dev uint16) string {
 
 // newDevice returns a new device of ks with a JID, a LID and every field
 // that PutDevice stores set, not yet saved.
-func newDevice(ks shared.KeyStore) *store.Device {
+func newDevice(ks keystore.Store) *store.Device {
 	dev := ks.NewDevice()
 	jid := pnJID()
 	jid.Device = uint16(rand.IntN(90) + 1)
@@ -173,7 +173,7 @@ func newDevice(ks shared.KeyStore) *store.Device {
 }
 
 // saved returns a new device of ks (newDevice), saved.
-func saved(t *testing.T, ks shared.KeyStore) *store.Device {
+func saved(t *testing.T, ks keystore.Store) *store.Device {
 	t.Helper()
 	dev := newDevice(ks)
 	if err := dev.Save(t.Context()); err != nil {
@@ -187,7 +187,7 @@ func saved(t *testing.T, ks shared.KeyStore) *store.Device {
 
 // reload gets dev again from ks: a new instance, with no state in memory
 // from the one that wrote.
-func reload(t *testing.T, ks shared.KeyStore, dev *store.Device) *store.Device {
+func reload(t *testing.T, ks keystore.Store, dev *store.Device) *store.Device {
 	t.Helper()
 	got, err := ks.GetDevice(t.Context(), *dev.ID)
 	if err != nil {

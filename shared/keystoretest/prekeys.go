@@ -6,7 +6,7 @@ import (
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/util/keys"
 
-	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/keystore"
 )
 
 // checkPreKeyIDs fails t unless got's IDs are want, in order, and every
@@ -33,7 +33,7 @@ func checkPreKeyIDs(t *testing.T, what string, got []*keys.PreKey, want ...uint3
 	}
 }
 
-func uploadedCount(t *testing.T, ks shared.KeyStore, dev *store.Device, want int) {
+func uploadedCount(t *testing.T, ks keystore.Store, dev *store.Device, want int) {
 	t.Helper()
 	n, err := reload(t, ks, dev).PreKeys.UploadedPreKeyCount(ctx(t))
 	if err != nil || n != want {
@@ -44,7 +44,7 @@ func uploadedCount(t *testing.T, ks shared.KeyStore, dev *store.Device, want int
 // testPreKeysGenerate: GetOrGenPreKeys numbers new keys from 1, answers
 // the keys not yet uploaded (the same ones again until they are), lowest
 // ID first, and generates only what is missing.
-func testPreKeysGenerate(t *testing.T, ks shared.KeyStore) {
+func testPreKeysGenerate(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	first, err := dev.PreKeys.GetOrGenPreKeys(ctx(t), 5)
 	must(t, "GetOrGenPreKeys(5)", err)
@@ -79,7 +79,7 @@ func testPreKeysGenerate(t *testing.T, ks shared.KeyStore) {
 // testPreKeysUpload: MarkPreKeysAsUploaded marks every key up to an ID;
 // GetOrGenPreKeys then answers the next ones and numbers new keys after
 // the highest ID.
-func testPreKeysUpload(t *testing.T, ks shared.KeyStore) {
+func testPreKeysUpload(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	_, err := dev.PreKeys.GetOrGenPreKeys(ctx(t), 8)
 	must(t, "GetOrGenPreKeys(8)", err)
@@ -103,7 +103,7 @@ func testPreKeysUpload(t *testing.T, ks shared.KeyStore) {
 
 // testPreKeysRemove: RemovePreKey deletes one key (a peer used it); the
 // others stay and IDs are not reused while higher ones exist.
-func testPreKeysRemove(t *testing.T, ks shared.KeyStore) {
+func testPreKeysRemove(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	_, err := dev.PreKeys.GetOrGenPreKeys(ctx(t), 4)
 	must(t, "GetOrGenPreKeys(4)", err)
@@ -125,7 +125,7 @@ func testPreKeysRemove(t *testing.T, ks shared.KeyStore) {
 
 // testGenOnePreKey: GenOnePreKey stores one key after the highest ID,
 // already marked uploaded.
-func testGenOnePreKey(t *testing.T, ks shared.KeyStore) {
+func testGenOnePreKey(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	one, err := dev.PreKeys.GenOnePreKey(ctx(t))
 	must(t, "GenOnePreKey", err)

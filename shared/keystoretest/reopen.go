@@ -5,7 +5,7 @@ import (
 
 	"go.mau.fi/whatsmeow/store"
 
-	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/keystore"
 )
 
 // testReopen: a second store opened on the data of a first one (another
@@ -13,7 +13,7 @@ import (
 // map without the first one's cache, stores again what is already stored
 // without error, and carries on where the first one stopped; what each
 // writes afterwards, the other reads.
-func testReopen(t *testing.T, a shared.KeyStore, reopen func(*testing.T, shared.KeyStore) shared.KeyStore) {
+func testReopen(t *testing.T, a keystore.Store, reopen func(*testing.T, keystore.Store) keystore.Store) {
 	dev := saved(t, a)
 	peer, lid := pnJID(), lidJID()
 	fill(t, dev, peer) // pre-keys 1 and 2, 1 uploaded; push name "Peer"; ...

@@ -10,12 +10,12 @@ import (
 
 	"go.mau.fi/whatsmeow/types"
 
-	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/keystore"
 )
 
 // testIdentities: an unknown identity is trusted; a stored one is trusted
 // only with the same key; Put overwrites; DeleteIdentity forgets.
-func testIdentities(t *testing.T, ks shared.KeyStore) {
+func testIdentities(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	addr, other := signalAddr(pnJID(), 0), signalAddr(pnJID(), 3)
 	key1, key2 := [32]byte(randBytes(32)), [32]byte(randBytes(32))
@@ -42,7 +42,7 @@ func testIdentities(t *testing.T, ks shared.KeyStore) {
 
 // testDeleteAllIdentities deletes every device of one phone number and
 // only those.
-func testDeleteAllIdentities(t *testing.T, ks shared.KeyStore) {
+func testDeleteAllIdentities(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	user := pnJID()
 	// "<user>1" shares user's prefix but is another number.
@@ -63,7 +63,7 @@ func testDeleteAllIdentities(t *testing.T, ks shared.KeyStore) {
 }
 
 // testSessions: Get, Has, Put (overwriting) and DeleteSession.
-func testSessions(t *testing.T, ks shared.KeyStore) {
+func testSessions(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	addr := signalAddr(pnJID(), 2)
 	get := func(want []byte) {
@@ -91,7 +91,7 @@ func testSessions(t *testing.T, ks shared.KeyStore) {
 
 // testManySessions: PutManySessions stores all; GetManySessions answers
 // every address asked, nil for those without a session.
-func testManySessions(t *testing.T, ks shared.KeyStore) {
+func testManySessions(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	want := map[string][]byte{}
 	for i := range 120 {
@@ -128,7 +128,7 @@ func testManySessions(t *testing.T, ks shared.KeyStore) {
 
 // testDeleteAllSessions deletes every device of one phone number and only
 // those.
-func testDeleteAllSessions(t *testing.T, ks shared.KeyStore) {
+func testDeleteAllSessions(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	user := pnJID()
 	prefixed := types.NewJID(user.User+"1", types.DefaultUserServer)
@@ -149,7 +149,7 @@ func testDeleteAllSessions(t *testing.T, ks shared.KeyStore) {
 // testMigratePNToLID moves the sessions, identities and sender keys of
 // every device of a phone number to its LID (overwriting what the LID
 // had), and leaves other numbers alone.
-func testMigratePNToLID(t *testing.T, ks shared.KeyStore) {
+func testMigratePNToLID(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	pn, lid, bystander := pnJID(), lidJID(), pnJID()
 	group := "120363000000000001@g.us"
@@ -199,7 +199,7 @@ func testMigratePNToLID(t *testing.T, ks shared.KeyStore) {
 
 // testConcurrentSessions: sessions written at once from many goroutines,
 // through two instances of one device, are all stored.
-func testConcurrentSessions(t *testing.T, ks shared.KeyStore) {
+func testConcurrentSessions(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	other := reload(t, ks, dev)
 	var wg sync.WaitGroup
@@ -249,7 +249,7 @@ func chanSeq[T any](ch <-chan T) func(func(T) bool) {
 }
 
 // testSenderKeys: Get, Put (overwriting), keyed by group and sender.
-func testSenderKeys(t *testing.T, ks shared.KeyStore) {
+func testSenderKeys(t *testing.T, ks keystore.Store) {
 	dev := saved(t, ks)
 	g1, g2 := "120363000000000001@g.us", "120363000000000002@g.us"
 	u1, u2 := signalAddr(pnJID(), 0), signalAddr(lidJID(), 2)

@@ -6,7 +6,7 @@ import (
 
 	waLog "go.mau.fi/whatsmeow/util/log"
 
-	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/keystore"
 	"github.com/wago-gw/wago/shared/keystoretest"
 	"github.com/wago-gw/wago/shared/postgres"
 	"github.com/wago-gw/wago/shared/postgres/pgtest"
@@ -16,19 +16,19 @@ import (
 // on PostgreSQL as OpenKeyStore opens it, a schema (and role) of its own
 // for each store.
 func TestKeyStoreContract(t *testing.T) {
-	var urls sync.Map // shared.KeyStore -> its URL
-	open := func(t *testing.T, url string) shared.KeyStore {
+	var urls sync.Map // keystore.Store -> its URL
+	open := func(t *testing.T, url string) keystore.Store {
 		c, err := postgres.OpenKeyStore(t.Context(), url, waLog.Noop)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		urls.Store(shared.KeyStore(c), url)
+		urls.Store(keystore.Store(c), url)
 		return c
 	}
-	keystoretest.Run(t, func(t *testing.T) shared.KeyStore {
+	keystoretest.Run(t, func(t *testing.T) keystore.Store {
 		return open(t, pgtest.NewSchema(t))
-	}, keystoretest.Reopen(func(t *testing.T, ks shared.KeyStore) shared.KeyStore {
+	}, keystoretest.Reopen(func(t *testing.T, ks keystore.Store) keystore.Store {
 		url, _ := urls.Load(ks)
 		return open(t, url.(string))
 	}))

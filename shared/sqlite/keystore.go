@@ -8,7 +8,7 @@ import (
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	waLog "go.mau.fi/whatsmeow/util/log"
 
-	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/keystore"
 )
 
 // openDB opens a SQLite file with DSN's settings on a pool of exactly one
@@ -92,4 +92,4 @@ func upgradeKeyStore(ctx context.Context, path string, log waLog.Logger) error {
 	return nil
 }
 
-var _ shared.KeyStore = (*sqlstore.Container)(nil)
+var _ keystore.Store = (*sqlstore.Container)(nil)

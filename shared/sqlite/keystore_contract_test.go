@@ -7,26 +7,26 @@ import (
 
 	waLog "go.mau.fi/whatsmeow/util/log"
 
-	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/keystore"
 	"github.com/wago-gw/wago/shared/keystoretest"
 )
 
 // TestKeyStoreContract runs the key-store contract on whatsmeow's sqlstore
 // on SQLite as OpenKeyStore opens it: the reference the others follow.
 func TestKeyStoreContract(t *testing.T) {
-	var paths sync.Map // shared.KeyStore -> its file
-	open := func(t *testing.T, path string) shared.KeyStore {
+	var paths sync.Map // keystore.Store -> its file
+	open := func(t *testing.T, path string) keystore.Store {
 		c, err := OpenKeyStore(t.Context(), path, waLog.Noop)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		paths.Store(shared.KeyStore(c), path)
+		paths.Store(keystore.Store(c), path)
 		return c
 	}
-	keystoretest.Run(t, func(t *testing.T) shared.KeyStore {
+	keystoretest.Run(t, func(t *testing.T) keystore.Store {
 		return open(t, filepath.Join(t.TempDir(), "whatsmeow.db"))
-	}, keystoretest.Reopen(func(t *testing.T, ks shared.KeyStore) shared.KeyStore {
+	}, keystoretest.Reopen(func(t *testing.T, ks keystore.Store) keystore.Store {
 		path, _ := paths.Load(ks)
 		return open(t, path.(string))
 	}))

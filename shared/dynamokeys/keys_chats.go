@@ -1,7 +1,8 @@
-package dynamo
+package dynamokeys
 
 import (
 	"context"
+	"github.com/wago-gw/wago/shared/dynamo"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -100,7 +101,7 @@ func (d *deviceKeys) PutMessageSecrets(ctx context.Context, inserts []store.Mess
 
 func (d *deviceKeys) PutMessageSecret(ctx context.Context, chat, sender wtypes.JID, id wtypes.MessageID, secret []byte) error {
 	err := d.k.put(withoutTxn(ctx), d.secretItem(chat, sender, id, secret), "attribute_not_exists(pk)")
-	if isConditionFailed(err) {
+	if dynamo.IsConditionFailed(err) {
 		err = nil
 	}
 	return wrapErr("put message secret", err)

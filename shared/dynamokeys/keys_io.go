@@ -1,8 +1,9 @@
-package dynamo
+package dynamokeys
 
 import (
 	"context"
 	"fmt"
+	"github.com/wago-gw/wago/shared/dynamo"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,17 +27,17 @@ const (
 type itemKey struct{ pk, sk string }
 
 func (k itemKey) av() map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{attrPK: str(k.pk), attrSK: str(k.sk)}
+	return map[string]types.AttributeValue{dynamo.AttrPK: str(k.pk), attrSK: str(k.sk)}
 }
 
 // with returns attrs with k's key attributes added.
 func (k itemKey) with(attrs map[string]types.AttributeValue) map[string]types.AttributeValue {
-	attrs[attrPK], attrs[attrSK] = str(k.pk), str(k.sk)
+	attrs[dynamo.AttrPK], attrs[attrSK] = str(k.pk), str(k.sk)
 	return attrs
 }
 
 func keyOf(item map[string]types.AttributeValue) itemKey {
-	return itemKey{getS(item, attrPK), getS(item, attrSK)}
+	return itemKey{getS(item, dynamo.AttrPK), getS(item, attrSK)}
 }
 
 func num(n int64) types.AttributeValue {
@@ -150,7 +151,7 @@ func (k *Keys) batchGet(ctx context.Context, keys []itemKey) (map[itemKey]map[st
 			if attempt++; attempt > batchRetries {
 				return nil, fmt.Errorf("%d keys still unprocessed after %d retries", len(out.UnprocessedKeys[k.table].Keys), batchRetries)
 			}
-			if err := backoff(ctx, attempt); err != nil {
+			if err := dynamo.Backoff(ctx, attempt); err != nil {
 				return nil, err
 			}
 		}
@@ -227,7 +228,7 @@ func (k *Keys) batchWrite(ctx context.Context, puts []map[string]types.Attribute
 			if attempt++; attempt > batchRetries {
 				return fmt.Errorf("%d writes still unprocessed after %d retries", len(left), batchRetries)
 			}
-			if err := backoff(ctx, attempt); err != nil {
+			if err := dynamo.Backoff(ctx, attempt); err != nil {
 				return err
 			}
 		}

@@ -1,9 +1,10 @@
-package dynamo
+package dynamokeys
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wago-gw/wago/shared/dynamo"
 	"strconv"
 	"strings"
 	"sync"
@@ -225,7 +226,7 @@ func (d *deviceKeys) allocPreKeyIDs(ctx context.Context, count uint32) (uint32, 
 		},
 		ReturnValues: types.ReturnValueUpdatedNew,
 	})
-	if isConditionFailed(err) {
+	if dynamo.IsConditionFailed(err) {
 		return 0, errors.New("pre-key IDs exhausted")
 	} else if err != nil {
 		return 0, err
@@ -345,7 +346,7 @@ func (d *deviceKeys) MarkPreKeysAsUploaded(ctx context.Context, upToID uint32) e
 		ConditionExpression:       aws.String("attribute_not_exists(w) OR w < :u"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":u": num(int64(upTo))},
 	})
-	if isConditionFailed(err) {
+	if dynamo.IsConditionFailed(err) {
 		err = nil // another process marked as far or further
 	}
 	return wrapErr("mark pre-keys uploaded", err)

@@ -1,4 +1,7 @@
-package shared
+// Package keystore names what a connector needs of the store of
+// whatsmeow's keys, apart from package shared so that the API (and its
+// Lambda build) links none of whatsmeow.
+package keystore
 
 import (
 	"context"
@@ -7,13 +10,13 @@ import (
 	"go.mau.fi/whatsmeow/types"
 )
 
-// KeyStore holds the whatsmeow devices of every session: their identity
+// Store holds the whatsmeow devices of every session: their identity
 // keys and, through each *store.Device's sub-stores, the Signal sessions,
 // pre-keys, app state and the rest of whatsmeow's store interfaces
 // (go.mau.fi/whatsmeow/store). whatsmeow's sqlstore.Container (SQLite,
 // PostgreSQL) implements it; so may any other engine that passes the
 // contract suite in shared/keystoretest.
-type KeyStore interface {
+type Store interface {
 	// PutDevice and DeleteDevice are what a *store.Device calls through
 	// its Container field (Device.Save, Device.Delete).
 	store.DeviceContainer

@@ -1,9 +1,10 @@
-package dynamo
+package dynamokeys
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wago-gw/wago/shared/dynamo"
 	mathRand "math/rand/v2"
 	"strconv"
 
@@ -94,7 +95,7 @@ func OpenKeys(ctx context.Context, cfg KeysConfig) (*Keys, error) {
 	if cfg.Table == "" {
 		return nil, errors.New("dynamo: open key store: no table name")
 	}
-	client, err := newClient(ctx, cfg.Endpoint, cfg.ClientOptions...)
+	client, err := dynamo.NewClient(ctx, cfg.Endpoint, cfg.ClientOptions...)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +106,7 @@ func OpenKeys(ctx context.Context, cfg KeysConfig) (*Keys, error) {
 	k := &Keys{client: client, table: cfg.Table, log: log}
 	k.LIDMap = &LIDMap{k: k, pnToLID: map[string]string{}, lidToPN: map[string]string{}}
 	if cfg.CreateTable {
-		if err := ensureTable(ctx, client, cfg.Table, attrSK); err != nil {
+		if err := dynamo.EnsureTable(ctx, client, cfg.Table, attrSK); err != nil {
 			return nil, err
 		}
 	}
@@ -127,7 +128,7 @@ func (k *Keys) checkSchema(ctx context.Context, create bool) error {
 		})
 		if err == nil {
 			return nil
-		} else if !isConditionFailed(err) {
+		} else if !dynamo.IsConditionFailed(err) {
 			return keyError("record the schema version", err)
 		}
 	}

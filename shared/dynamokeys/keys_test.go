@@ -1,8 +1,9 @@
-package dynamo
+package dynamokeys
 
 import (
 	"context"
 	"fmt"
+	"github.com/wago-gw/wago/shared/dynamo/dynamotest"
 	"os"
 	"os/exec"
 	"strings"
@@ -16,7 +17,8 @@ import (
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 
-	"github.com/wago-gw/wago/shared"
+	"github.com/wago-gw/wago/shared/dynamo"
+	"github.com/wago-gw/wago/shared/keystore"
 	"github.com/wago-gw/wago/shared/keystoretest"
 )
 
@@ -30,15 +32,15 @@ func openTestKeys(t *testing.T, ep, table string) *Keys {
 	if err != nil {
 		t.Fatalf("OpenKeys(%q): %v", table, err)
 	}
-	dropAtEnd(t, k.client, table)
+	dynamotest.DropAtEnd(t, k.client, table)
 	return k
 }
 
 func TestKeyStoreContract(t *testing.T) {
-	ep := testEndpoint(t)
-	keystoretest.Run(t, func(t *testing.T) shared.KeyStore {
-		return openTestKeys(t, ep, randomTable(t))
-	}, keystoretest.Reopen(func(t *testing.T, ks shared.KeyStore) shared.KeyStore {
+	ep := dynamotest.Endpoint(t)
+	keystoretest.Run(t, func(t *testing.T) keystore.Store {
+		return openTestKeys(t, ep, dynamotest.RandomTable(t))
+	}, keystoretest.Reopen(func(t *testing.T, ks keystore.Store) keystore.Store {
 		k, err := OpenKeys(t.Context(), KeysConfig{Table: ks.(*Keys).Table(), Endpoint: ep})
 		if err != nil {
 			t.Fatalf("OpenKeys on the same table: %v", err)
@@ -48,9 +50,9 @@ func TestKeyStoreContract(t *testing.T) {
 }
 
 // openCounted opens a second key store on table with a call counter.
-func openCounted(t *testing.T, ep, table string) (*Keys, *Counter) {
+func openCounted(t *testing.T, ep, table string) (*Keys, *dynamo.Counter) {
 	t.Helper()
-	c := &Counter{}
+	c := &dynamo.Counter{}
 	k, err := OpenKeys(t.Context(), KeysConfig{Table: table, Endpoint: ep, ClientOptions: []func(*dynamodb.Options){c.Install}})
 	if err != nil {
 		t.Fatalf("OpenKeys(%q): %v", table, err)
@@ -79,7 +81,7 @@ func savedDevice(t *testing.T, k *Keys, user string) *store.Device {
 // succeed: the table's creation and the layout version's conditional write
 // tolerate each other.
 func TestKeysOpenConcurrently(t *testing.T) {
-	ep := testEndpoint(t)
+	ep := dynamotest.Endpoint(t)
 	if table := os.Getenv("WAGO_TEST_KEYS_OPEN_TABLE"); table != "" {
 		// The helper process of this test: open and report.
 		if _, err := OpenKeys(context.Background(), KeysConfig{Table: table, Endpoint: ep, CreateTable: true}); err != nil {
@@ -88,7 +90,7 @@ func TestKeysOpenConcurrently(t *testing.T) {
 		}
 		return
 	}
-	table := randomTable(t)
+	table := dynamotest.RandomTable(t)
 	const goroutines, procs = 4, 3
 	errs := make(chan error, goroutines+procs)
 	start := make(chan struct{})
@@ -121,7 +123,7 @@ func TestKeysOpenConcurrently(t *testing.T) {
 		}
 	}
 	k, _ := openCounted(t, ep, table)
-	dropAtEnd(t, k.client, table)
+	dynamotest.DropAtEnd(t, k.client, table)
 	out, err := k.client.GetItem(t.Context(), &dynamodb.GetItemInput{TableName: &table, Key: itemKey{schemaPK, schemaSK}.av()})
 	if err != nil || getN(out.Item, attrV) != keysSchema {
 		t.Errorf("schema item = %v, %v; want version %d", out.Item, err, keysSchema)
@@ -130,8 +132,8 @@ func TestKeysOpenConcurrently(t *testing.T) {
 
 // A table written by a newer layout is refused, not misread.
 func TestKeysRefuseNewerLayout(t *testing.T) {
-	ep := testEndpoint(t)
-	table := randomTable(t)
+	ep := dynamotest.Endpoint(t)
+	table := dynamotest.RandomTable(t)
 	k := openTestKeys(t, ep, table)
 	_, err := k.client.PutItem(t.Context(), &dynamodb.PutItemInput{TableName: &table,
 		Item: itemKey{schemaPK, schemaSK}.with(map[string]ddbtypes.AttributeValue{attrV: num(keysSchema + 1)})})
@@ -148,8 +150,8 @@ func TestKeysRefuseNewerLayout(t *testing.T) {
 // device, generating at once, never hand out the same ID, and the IDs are
 // 1, 2, ... as sqlstore's.
 func TestKeysPreKeyIDsUniqueAcrossInstances(t *testing.T) {
-	ep := testEndpoint(t)
-	table := randomTable(t)
+	ep := dynamotest.Endpoint(t)
+	table := dynamotest.RandomTable(t)
 	k1 := openTestKeys(t, ep, table)
 	k2, _ := openCounted(t, ep, table)
 	dev1 := savedDevice(t, k1, "5511999990001")
@@ -203,8 +205,8 @@ func TestKeysPreKeyIDsUniqueAcrossInstances(t *testing.T) {
 // Many keys go in as few calls as DynamoDB's batch limits allow: 25 writes
 // per BatchWriteItem, 100 reads per BatchGetItem.
 func TestKeysBatchLimits(t *testing.T) {
-	ep := testEndpoint(t)
-	table := randomTable(t)
+	ep := dynamotest.Endpoint(t)
+	table := dynamotest.RandomTable(t)
 	k := openTestKeys(t, ep, table)
 	k2, counter := openCounted(t, ep, table)
 	dev, err := k2.GetDevice(t.Context(), *savedDevice(t, k, "5511999990002").ID)
@@ -245,8 +247,8 @@ func TestKeysBatchLimits(t *testing.T) {
 // it: a buffered event that exists already fails the commit, and none of
 // the transaction's writes are stored. Reads inside see its writes.
 func TestKeysDecryptionTxnAtomic(t *testing.T) {
-	ep := testEndpoint(t)
-	k := openTestKeys(t, ep, randomTable(t))
+	ep := dynamotest.Endpoint(t)
+	k := openTestKeys(t, ep, dynamotest.RandomTable(t))
 	dev := savedDevice(t, k, "5511999990003")
 	hash := [32]byte{1}
 	must(t, dev.EventBuffer.PutBufferedEvent(t.Context(), hash, []byte("first"), time.Unix(100, 0)))
@@ -290,8 +292,8 @@ func TestKeysDecryptionTxnAtomic(t *testing.T) {
 // A device deleted halfway (its item gone, a crash before its partition
 // was cleared) leaves nothing behind for the next device of the same JID.
 func TestKeysInterruptedDeleteIsCleared(t *testing.T) {
-	ep := testEndpoint(t)
-	k := openTestKeys(t, ep, randomTable(t))
+	ep := dynamotest.Endpoint(t)
+	k := openTestKeys(t, ep, dynamotest.RandomTable(t))
 	dev := savedDevice(t, k, "5511999990004")
 	must(t, dev.Sessions.PutSession(t.Context(), "c:1", []byte("stale")))
 	if _, err := dev.PreKeys.GetOrGenPreKeys(t.Context(), 3); err != nil {
@@ -324,8 +326,8 @@ func must(t *testing.T, err error) {
 // Storing a mapping the table already has (as whatsmeow does at every
 // login, with an empty cache after a restart) writes nothing and succeeds.
 func TestKeysLIDMappingAlreadyStored(t *testing.T) {
-	ep := testEndpoint(t)
-	table := randomTable(t)
+	ep := dynamotest.Endpoint(t)
+	table := dynamotest.RandomTable(t)
 	k := openTestKeys(t, ep, table)
 	lid, pn := types.NewJID("123456789", types.HiddenUserServer), types.NewJID("5511999990005", types.DefaultUserServer)
 	must(t, k.LIDMap.PutLIDMapping(t.Context(), lid, pn))
@@ -342,8 +344,8 @@ func TestKeysLIDMappingAlreadyStored(t *testing.T) {
 // Saving a stored device again (whatsmeow does on a new LID or push name)
 // keeps its keys and everything in its partition.
 func TestKeysPutDeviceAgainKeepsData(t *testing.T) {
-	ep := testEndpoint(t)
-	k := openTestKeys(t, ep, randomTable(t))
+	ep := dynamotest.Endpoint(t)
+	k := openTestKeys(t, ep, dynamotest.RandomTable(t))
 	dev := savedDevice(t, k, "5511999990006")
 	must(t, dev.Sessions.PutSession(t.Context(), "d:1", []byte("kept")))
 	noise := *dev.NoiseKey.Priv

@@ -1,8 +1,9 @@
-package dynamo
+package dynamokeys
 
 import (
 	"context"
 	"encoding/hex"
+	"github.com/wago-gw/wago/shared/dynamo"
 	"sync"
 	"time"
 
@@ -135,11 +136,11 @@ func (k *Keys) transact(ctx context.Context, items []types.TransactWriteItem) er
 		if err == nil {
 			return nil
 		}
-		isCancel, condFailed, conflict := cancelled(err)
-		if !isCancel || condFailed || !conflict || attempt >= conflictRetries {
+		isCancel, condFailed, conflict := dynamo.Cancelled(err)
+		if !isCancel || condFailed || !conflict || attempt >= dynamo.ConflictRetries {
 			return err
 		}
-		if err := backoff(ctx, attempt); err != nil {
+		if err := dynamo.Backoff(ctx, attempt); err != nil {
 			return err
 		}
 	}
@@ -218,7 +219,7 @@ func (d *deviceKeys) ClearBufferedEventPlaintext(ctx context.Context, ciphertext
 		UpdateExpression:    aws.String("REMOVE v"),
 		ConditionExpression: aws.String("attribute_exists(pk)"),
 	})
-	if isConditionFailed(err) {
+	if dynamo.IsConditionFailed(err) {
 		err = nil
 	}
 	return wrapErr("clear buffered event", err)

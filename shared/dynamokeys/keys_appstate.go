@@ -1,8 +1,9 @@
-package dynamo
+package dynamokeys
 
 import (
 	"context"
 	"encoding/hex"
+	"github.com/wago-gw/wago/shared/dynamo"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -33,7 +34,7 @@ func (d *deviceKeys) PutAppStateSyncKey(ctx context.Context, id []byte, key stor
 		ConditionExpression:       aws.String("attribute_not_exists(pk) OR ts < :ts"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":ts": num(key.Timestamp)},
 	})
-	if isConditionFailed(err) {
+	if dynamo.IsConditionFailed(err) {
 		err = nil
 	}
 	return wrapErr("put app state sync key", err)
