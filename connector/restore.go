@@ -143,6 +143,10 @@ func (r *ShardRestorer) Restore(ctx context.Context, shard int) (restored, faile
 // their restores, until none is pending.
 func (r *ShardRestorer) run() {
 	for {
+		// Shards gained together arrive one by one (each OnAcquire in
+		// its own goroutine): wait a moment so that one listing serves
+		// them all.
+		time.Sleep(restoreGather)
 		r.lock.Lock()
 		batch := r.pending
 		r.pending = nil
@@ -174,6 +178,10 @@ func (r *ShardRestorer) run() {
 		}
 	}
 }
+
+// restoreGather is how long a ShardRestorer waits for more shards before
+// it lists the token table.
+const restoreGather = 100 * time.Millisecond
 
 // maxRestoreRetry caps the delay between retries of a failed restore.
 const maxRestoreRetry = 5 * time.Minute
