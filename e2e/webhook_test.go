@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -272,28 +273,39 @@ func TestWebhooksSurviveKill9(t *testing.T) {
 		sendFromContact(t, emu, jid, text)
 	}
 	// Every event was attempted at least once (so it was in the outbox).
-	var before []string
-	waitFor(t, 20*time.Second, "a first attempt of each event", func() bool {
-		recv.mu.Lock()
-		defer recv.mu.Unlock()
-		before = before[:0]
-		for id := range recv.attempts {
-			before = append(before, id)
-		}
-		return len(before) >= len(texts)
-	})
+	before := recv.attempted(len(texts))
 	p.kill()
 
 	recv.down.Store(false)
 	startWago(t, env)
-	for _, text := range texts {
-		h := recv.waitText(30*time.Second, text)
-		found := false
-		for _, id := range before {
-			found = found || id == h.ID
+	recv.waitSameIDs(30*time.Second, texts, before)
+}
+
+// attempted waits until at least n events were attempted and returns their
+// webhook-ids.
+func (r *hookReceiver) attempted(n int) []string {
+	r.t.Helper()
+	var ids []string
+	waitFor(r.t, 20*time.Second, "a first attempt of each event", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		ids = ids[:0]
+		for id := range r.attempts {
+			ids = append(ids, id)
 		}
-		if !found {
-			t.Errorf("%q arrived with webhook-id %s, which no attempt before the kill had", text, h.ID)
+		return len(ids) >= n
+	})
+	return ids
+}
+
+// waitSameIDs waits for the Message delivery of each of texts and checks
+// that it carries one of the webhook-ids attempted before a kill.
+func (r *hookReceiver) waitSameIDs(within time.Duration, texts, before []string) {
+	r.t.Helper()
+	for _, text := range texts {
+		h := r.waitText(within, text)
+		if !slices.Contains(before, h.ID) {
+			r.t.Errorf("%q arrived with webhook-id %s, which no attempt before the kill had", text, h.ID)
 		}
 	}
 }
@@ -338,29 +350,11 @@ func TestWebhooksDistributed(t *testing.T) {
 	for _, text := range texts {
 		sendFromContact(t, emu, jid, text)
 	}
-	var before []string
-	waitFor(t, 20*time.Second, "a first attempt of each event", func() bool {
-		recv.mu.Lock()
-		defer recv.mu.Unlock()
-		before = before[:0]
-		for id := range recv.attempts {
-			before = append(before, id)
-		}
-		return len(before) >= 1+len(texts)
-	})
+	before := recv.attempted(1 + len(texts))
 	conn.kill()
 	recv.down.Store(false)
 	startConnectorWithEnv(t, e, emu, keysDir, schedule)
-	for _, text := range texts {
-		h := recv.waitText(60*time.Second, text)
-		found := false
-		for _, id := range before {
-			found = found || id == h.ID
-		}
-		if !found {
-			t.Errorf("%q arrived with webhook-id %s, which no attempt before the kill had", text, h.ID)
-		}
-	}
+	recv.waitSameIDs(60*time.Second, texts, before)
 }
 
 // startConnectorWithEnv is startConnector with extra environment.
