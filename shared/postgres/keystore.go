@@ -12,6 +12,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	waLog "go.mau.fi/whatsmeow/util/log"
+
+	"github.com/wago-gw/wago/shared/keystore"
 )
 
 // maxConns bounds each key store's connection pool: a connector's sessions
@@ -34,7 +36,7 @@ func IsURL(addr string) bool {
 
 // OpenKeyStore opens the whatsmeow key store in the PostgreSQL database at
 // url, a postgres:// or postgresql:// URL as pgx reads it, creating or
-// upgrading whatsmeow's schema first. Processes that open one database at
+// upgrading whatsmeow's schema first (with keystore.PreKeyCountIndex). Processes that open one database at
 // once (a fleet of connectors starting together) upgrade it one after the
 // other, under an advisory lock, so none fails on a table another one is
 // creating. Closing the container closes the pool.
@@ -46,7 +48,14 @@ func OpenKeyStore(ctx context.Context, url string, log waLog.Logger) (*sqlstore.
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
 	c := sqlstore.NewWithDB(db, "pgx", log)
-	if err := upgrade(ctx, db, c.Upgrade); err != nil {
+	up := func(ctx context.Context) error {
+		if err := c.Upgrade(ctx); err != nil {
+			return err
+		}
+		_, err := db.ExecContext(ctx, keystore.PreKeyCountIndex)
+		return err
+	}
+	if err := upgrade(ctx, db, up); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("failed to upgrade key database: %w", err)
 	}

@@ -74,7 +74,7 @@ func OpenKeyStore(ctx context.Context, path string, log waLog.Logger) (*sqlstore
 // and fail with "table whatsmeow_version already exists" or "duplicate
 // column name: compat": the upgrade runs under a file lock (path +
 // "-upgrade.lock", kept), one process after the other; the later ones
-// find the schema done.
+// find the schema done. It adds keystore.PreKeyCountIndex.
 func upgradeKeyStore(ctx context.Context, path string, log waLog.Logger) error {
 	unlock, err := lockFile(ctx, path+"-upgrade.lock")
 	if err != nil {
@@ -88,6 +88,9 @@ func upgradeKeyStore(ctx context.Context, path string, log waLog.Logger) error {
 	defer db.Close()
 	if err := sqlstore.NewWithDB(db, "sqlite", log).Upgrade(ctx); err != nil {
 		return fmt.Errorf("failed to upgrade key database: %w", err)
+	}
+	if _, err := db.ExecContext(ctx, keystore.PreKeyCountIndex); err != nil {
+		return fmt.Errorf("failed to index the key database: %w", err)
 	}
 	return nil
 }

@@ -327,3 +327,30 @@ func TestKeyStoreWriterOutwaitsBusyTimeout(t *testing.T) {
 		t.Fatalf("the queued pre-keys are not in the file (%v)", err)
 	}
 }
+
+// The uploaded pre-key count that whatsmeow runs at every connect reads
+// keystore.PreKeyCountIndex alone (a covering index), not the table's rows.
+func TestPreKeyCountUsesIndex(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.db")
+	c, err := OpenKeyStore(t.Context(), path, waLog.Noop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	db, err := openDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var id, parent, unused int
+	var detail string
+	err = db.QueryRowContext(t.Context(),
+		"EXPLAIN QUERY PLAN SELECT COUNT(*) FROM whatsmeow_pre_keys WHERE jid=$1 AND uploaded=true", "1@s.whatsapp.net",
+	).Scan(&id, &parent, &unused, &detail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(detail, "COVERING INDEX wago_pre_keys_uploaded") {
+		t.Errorf("the uploaded pre-key count does not use the covering index: %s", detail)
+	}
+}
