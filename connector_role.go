@@ -26,6 +26,8 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 		return err
 	}
 	defer rdb.Close()
+	// Its writes of rows (JIDs, AutoConnect) reach the APIs' cached lists.
+	tracked := redisbus.NewRowsVersion(rdb, "").Track(rows)
 	reg, metrics := newMetrics()
 	// The publisher stamps statuses with srv's lease of the token's shard,
 	// and the outbox delivers the events of the shards srv owns (srv is set
@@ -42,7 +44,7 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 		Alive: func(ctx context.Context, c string) (bool, error) { return srv.Member(ctx, c) },
 	})
 	mgr, keys, err := newConnector(ctx, log, cfg, connector.Config{
-		Store: rows, OnState: pub.Publish, OnDelete: pub.Forget,
+		Store: tracked, OnState: pub.Publish, OnDelete: pub.Forget,
 		SentLog: redisbus.NewSentLog(rdb, ""), Outbox: outbox, Registerer: reg,
 	})
 	if err != nil {
@@ -96,7 +98,7 @@ func connectorRole(ctx context.Context, log *slog.Logger, cfg Config) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		newWebhookWorker(log, cfg, outbox, cachedstore.New(rows, cfg.TokenCacheTTL, 0), mgr, reg, redisbus.NewDeliveryLog(rdb, "")).Run(hooksCtx)
+		newWebhookWorker(log, cfg, outbox, cachedstore.New(tracked, cfg.TokenCacheTTL, 0), mgr, reg, redisbus.NewDeliveryLog(rdb, "")).Run(hooksCtx)
 	}()
 	log.Info("connector running", "shards", cfg.Shards)
 	// On SIGTERM, Run releases every shard at once (their leases deleted,

@@ -63,7 +63,10 @@ func api(ctx context.Context, log *slog.Logger, cfg Config) error {
 		return err
 	}
 	defer rdb.Close()
-	store := cachedstore.New(rows, cfg.TokenCacheTTL, 0)
+	// The list of rows (/session/all) is read again when a connector
+	// writes one: RowsVersion counts the writes of every process.
+	version := redisbus.NewRowsVersion(rdb, "")
+	store := cachedstore.New(version.Track(rows), cfg.TokenCacheTTL, 0).TrackList(version.Version)
 	var reg prometheus.Registerer
 	var metrics http.Handler
 	if !functions.OnLambda() {

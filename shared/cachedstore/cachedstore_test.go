@@ -2,7 +2,9 @@ package cachedstore
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -100,5 +102,139 @@ func TestMissesAreRememberedBriefly(t *testing.T) {
 	}
 	if _, err := c.Get(ctx, "mine"); err != nil {
 		t.Fatalf("created here, refused: %v", err)
+	}
+}
+
+// TestListCachedWithinTTL: the list of every row is kept for the TTL (a
+// row created by another process shows once it has passed), and dropped at
+// once by a write through this process.
+func TestListCachedWithinTTL(t *testing.T) {
+	ctx := context.Background()
+	inner := openSQLite(t)
+	c := New(inner, time.Minute, 0)
+	now := time.Now()
+	c.now = func() time.Time { return now }
+	names := func() []string {
+		t.Helper()
+		rows, err := c.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range rows {
+			out = append(out, r.Name)
+		}
+		return out
+	}
+	if got := names(); len(got) != 0 {
+		t.Fatalf("empty table lists %v", got)
+	}
+	if err := inner.Create(ctx, &shared.Session{Name: "other", Token: "t-other", Os: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); len(got) != 0 {
+		t.Fatalf("within the TTL a row created elsewhere is listed already: %v (the list is not cached)", got)
+	}
+	now = now.Add(time.Minute + time.Second)
+	if got := names(); !slices.Equal(got, []string{"other"}) {
+		t.Fatalf("after the TTL: %v, want [other]", got)
+	}
+	if err := c.Create(ctx, &shared.Session{Name: "mine", Token: "t-mine", Os: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); !slices.Equal(got, []string{"other", "mine"}) {
+		t.Fatalf("after a create through the cache: %v, want [other mine]", got)
+	}
+	if _, err := c.Update(ctx, "t-mine", shared.SessionUpdate{Webhook: shared.Ptr("http://x")}); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := c.List(ctx); rows[1].Webhook != "http://x" {
+		t.Fatalf("after an update through the cache the list shows webhook %q", rows[1].Webhook)
+	}
+	if err := c.Delete(ctx, "t-other"); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); !slices.Equal(got, []string{"mine"}) {
+		t.Fatalf("after a delete through the cache: %v, want [mine]", got)
+	}
+	// The caller owns the slice: changing it changes no later answer.
+	rows, _ := c.List(ctx)
+	rows[0] = nil
+	if got := names(); !slices.Equal(got, []string{"mine"}) {
+		t.Fatalf("a caller's change of its slice reached the cache: %v", got)
+	}
+}
+
+// slowList is a store whose List calls during first, before it lists.
+type slowList struct {
+	shared.Store
+	during func()
+}
+
+func (s *slowList) List(ctx context.Context) ([]*shared.Session, error) {
+	if f := s.during; f != nil {
+		s.during = nil
+		f()
+	}
+	return s.Store.List(ctx)
+}
+
+// TestListReadBeforeAWriteIsNotCached: a list read while this process
+// writes may miss the write; it is answered but not kept.
+func TestListReadBeforeAWriteIsNotCached(t *testing.T) {
+	ctx := context.Background()
+	inner := &slowList{Store: openSQLite(t)}
+	c := New(inner, time.Minute, 0)
+	inner.during = func() {
+		if err := c.Create(ctx, &shared.Session{Name: "mine", Token: "t-mine", Os: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.List(ctx)
+	if _, ok := c.cachedList(0); ok {
+		t.Fatal("a list read across a write was cached")
+	}
+	if rows, _ := c.List(ctx); len(rows) != 1 {
+		t.Fatalf("listed %d rows, want 1", len(rows))
+	}
+}
+
+// TestListFollowsTheVersion: with TrackList, a row written by another
+// process (which increments the table's version) is listed at once, within
+// the TTL; an unchanged version keeps the cached list; a version that
+// cannot be read lists the table.
+func TestListFollowsTheVersion(t *testing.T) {
+	ctx := context.Background()
+	inner := openSQLite(t)
+	var version int64
+	var versionErr error
+	c := New(inner, time.Minute, 0).TrackList(func(context.Context) (int64, error) { return version, versionErr })
+	count := func() int {
+		t.Helper()
+		rows, err := c.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rows)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("empty table lists %d rows", n)
+	}
+	if err := inner.Create(ctx, &shared.Session{Name: "a", Token: "ta", Os: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("same version: %d rows listed, want the cached 0", n)
+	}
+	version++
+	if n := count(); n != 1 {
+		t.Fatalf("after the version changed: %d rows, want 1", n)
+	}
+	if err := inner.Create(ctx, &shared.Session{Name: "b", Token: "tb", Os: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	versionErr = errors.New("redis down")
+	if n := count(); n != 2 {
+		t.Fatalf("version unreadable: %d rows, want the table's 2", n)
 	}
 }

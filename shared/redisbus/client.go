@@ -107,6 +107,8 @@ type Client struct {
 	cfg     ClientConfig
 	keys    keys
 	metrics *clientMetrics // nil: none
+
+	statuses statusBatcher // the status reads waiting for a round trip
 }
 
 var _ shared.Connector = (*Client)(nil)

@@ -62,6 +62,12 @@ func (c *Client) decodeStatus(token string, cmd *redis.StringCmd, leases map[int
 	} else if err != nil {
 		return shared.Status{}, false, unavailable(err, "read status")
 	}
+	return c.decodeStatusValue(token, raw, leases)
+}
+
+// decodeStatusValue decodes raw, the value of token's status key, and
+// checks it against the lease of its shard.
+func (c *Client) decodeStatusValue(token string, raw []byte, leases map[int]shardLease) (st shared.Status, ok bool, err error) {
 	var s storedStatus
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return shared.Status{}, false, shared.Wrap(fmt.Errorf("failed to decode status: %w", err), shared.EINTERNAL, "internal error")
@@ -94,36 +100,20 @@ func (c *Client) Status(ctx context.Context, token string) (shared.Status, error
 }
 
 // Statuses implements shared.Connector with one pipelined round trip: the
-// status keys, and the lease of each shard concerned.
+// status keys, and the lease of each shard concerned; short lists share
+// it with the reads of other callers (see statusbatch.go).
 func (c *Client) Statuses(ctx context.Context, tokens []string) ([]shared.Status, error) {
-	out := make([]shared.Status, len(tokens))
 	if len(tokens) == 0 {
-		return out, nil
+		return []shared.Status{}, nil
+	}
+	if len(tokens) <= batchedStatuses {
+		return c.batchStatuses(ctx, tokens)
 	}
 	actx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
 	defer cancel()
-	// GETs in a pipeline rather than one MGET: the keys of many tokens are
-	// in different Cluster slots.
-	pipe := c.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(tokens))
-	for i, token := range tokens {
-		cmds[i] = pipe.Get(actx, c.keys.status(token))
-	}
-	leases := c.queueLeases(actx, pipe, tokens)
-	if _, err := pipe.Exec(actx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, unavailable(err, "read statuses")
-	}
-	for i, cmd := range cmds {
-		st, ok, err := c.decodeStatus(tokens[i], cmd, leases)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			st = shared.Status{State: shared.StateDisconnected}
-		}
-		out[i] = st
-	}
-	return out, nil
+	r := &statusRead{tokens: tokens}
+	c.readStatuses(actx, []*statusRead{r})
+	return r.out, r.err
 }
 
 // QR implements shared.Live from the published keys, with shared.QRCode:
