@@ -256,20 +256,7 @@ func (tg sendTarget) cpuTime(tb testing.TB) time.Duration {
 	tb.Helper()
 	var total time.Duration
 	for _, p := range tg.procs {
-		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		// The fields after "(comm)": utime and stime are the 12th and
-		// 13th, in clock ticks (USER_HZ, 100 on Linux).
-		f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
-		for _, v := range f[11:13] {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			total += time.Duration(n) * 10 * time.Millisecond
-		}
+		total += p.cpuTime(tb)
 	}
 	return total
 }

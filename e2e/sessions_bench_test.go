@@ -115,7 +115,7 @@ func BenchmarkSessions(b *testing.B) {
 			started := time.Since(t0)
 			first, half := restoreProgress(b, p, n, t0, 2*time.Minute)
 			restore := time.Since(t0)
-			cpu := cpuTime(b, p.cmd.Process.Pid)
+			cpu := p.cpuTime(b)
 			stopProfile()
 			noStoreErrors(b, p)
 			time.Sleep(5 * time.Second) // idle
@@ -212,17 +212,23 @@ func restoreProgress(tb testing.TB, p *proc, n int, t0 time.Time, within time.Du
 	}
 }
 
-// cpuTime reads the CPU time (user and system) a process has used.
-func cpuTime(tb testing.TB, pid int) time.Duration {
+// cpuTime is the CPU time (user and system) the process used so far.
+func (p *proc) cpuTime(tb testing.TB) time.Duration {
 	tb.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	// The fields after the command's ")": state is field 3, utime 14 and
-	// stime 15, in clock ticks (100 a second on Linux).
+	// The fields after "(comm)": utime and stime are the 12th and
+	// 13th, in clock ticks (USER_HZ, 100 on Linux).
 	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
-	utime, _ := strconv.Atoi(f[11])
-	stime, _ := strconv.Atoi(f[12])
-	return time.Duration(utime+stime) * 10 * time.Millisecond
+	var total time.Duration
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		total += time.Duration(n) * 10 * time.Millisecond
+	}
+	return total
 }
