@@ -92,10 +92,14 @@ func (m *Manager) restoreRows(ctx context.Context, rows []*shared.Session) (rest
 // rows one by one, each waiting its turn on SQLite's one connection. A
 // failure costs only that: the writes happen as before.
 func (m *Manager) warmLIDs(ctx context.Context, rows []*shared.Session) {
-	var jids, pns []types.JID
+	var first types.JID // a device's, to reach the store's LID map
+	var pns []types.JID
 	for _, row := range rows {
 		if jid, err := types.ParseJID(row.JID); err == nil && jid.Server == types.DefaultUserServer {
-			jids, pns = append(jids, jid), append(pns, jid.ToNonAD())
+			if len(pns) == 0 {
+				first = jid
+			}
+			pns = append(pns, jid.ToNonAD())
 		}
 	}
 	if len(pns) == 0 {
@@ -103,7 +107,7 @@ func (m *Manager) warmLIDs(ctx context.Context, rows []*shared.Session) {
 	}
 	// Every stored device of a key store shares its LID map: any one of
 	// them leads to it.
-	dev, err := m.keys.GetDevice(ctx, jids[0])
+	dev, err := m.keys.GetDevice(ctx, first)
 	if err != nil || dev == nil || dev.LIDs == nil {
 		return
 	}

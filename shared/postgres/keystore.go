@@ -36,10 +36,11 @@ func IsURL(addr string) bool {
 
 // OpenKeyStore opens the whatsmeow key store in the PostgreSQL database at
 // url, a postgres:// or postgresql:// URL as pgx reads it, creating or
-// upgrading whatsmeow's schema first (with keystore.PreKeyCountIndex). Processes that open one database at
-// once (a fleet of connectors starting together) upgrade it one after the
-// other, under an advisory lock, so none fails on a table another one is
-// creating. Closing the container closes the pool.
+// upgrading whatsmeow's schema first (with keystore.PreKeyCountIndex).
+// Processes that open one database at once (a fleet of connectors
+// starting together) upgrade it one after the other, under an advisory
+// lock, so none fails on a table another one is creating. Closing the
+// container closes the pool.
 func OpenKeyStore(ctx context.Context, url string, log waLog.Logger) (*sqlstore.Container, error) {
 	db, err := sql.Open("pgx", url)
 	if err != nil {

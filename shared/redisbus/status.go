@@ -62,29 +62,30 @@ func (c *Client) decodeStatus(token string, cmd *redis.StringCmd, leases map[int
 	} else if err != nil {
 		return shared.Status{}, false, unavailable(err, "read status")
 	}
-	return c.decodeStatusValue(token, raw, leases)
+	st, err = c.decodeStatusValue(token, raw, leases)
+	return st, err == nil, err
 }
 
 // decodeStatusValue decodes raw, the value of token's status key, and
 // checks it against the lease of its shard.
-func (c *Client) decodeStatusValue(token string, raw []byte, leases map[int]shardLease) (st shared.Status, ok bool, err error) {
+func (c *Client) decodeStatusValue(token string, raw []byte, leases map[int]shardLease) (shared.Status, error) {
 	var s storedStatus
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return shared.Status{}, false, shared.Wrap(fmt.Errorf("failed to decode status: %w", err), shared.EINTERNAL, "internal error")
+		return shared.Status{}, shared.Wrap(fmt.Errorf("failed to decode status: %w", err), shared.EINTERNAL, "internal error")
 	}
 	if s.Owner == "" || !shared.ClientRunning(s.State) {
-		return s.Status, true, nil
+		return s.Status, nil
 	}
 	l := leases[ShardOf(token, c.cfg.Shards)]
 	value, err := l.value.Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return shared.Status{}, false, unavailable(err, "read lease")
+		return shared.Status{}, unavailable(err, "read lease")
 	}
 	if value == s.Owner && l.pttl.Val() > c.cfg.LeaseTTL/2 {
-		return s.Status, true, nil
+		return s.Status, nil
 	}
 	// Its connector died or gave the shard up: no client runs for it now.
-	return shared.Status{State: shared.StateDisconnected, JID: s.JID}, true, nil
+	return shared.Status{State: shared.StateDisconnected, JID: s.JID}, nil
 }
 
 // Status implements shared.Connector: it reads the status key the owning

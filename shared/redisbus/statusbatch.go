@@ -148,7 +148,7 @@ func (c *Client) decodeStatuses(tokens []string, raws [][]byte, leases map[int]s
 			out[i] = shared.Status{State: shared.StateDisconnected}
 			continue
 		}
-		st, _, err := c.decodeStatusValue(token, raws[i], leases)
+		st, err := c.decodeStatusValue(token, raws[i], leases)
 		if err != nil {
 			return nil, err
 		}
