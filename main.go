@@ -101,8 +101,9 @@ func endpoints(cfg Config, h, probes http.Handler) []endpoint {
 // and serves them in the background. The servers' timeouts and header limit
 // come from cfg: a client that sends its headers or body too slowly, or
 // headers that are too large, loses its connection instead of holding it
-// (and its memory) forever. stop stops accepting and waits for the
-// requests in flight until its context ends.
+// (and its memory) forever. The timeouts run on a deadlineListener's
+// clock (deadlines.go), up to deadlineTick late. stop stops accepting and
+// waits for the requests in flight until its context ends.
 func startHTTP(log *slog.Logger, cfg Config, eps []endpoint) (stop func(context.Context), err error) {
 	var srvs []*http.Server
 	stop = func(ctx context.Context) {
@@ -122,6 +123,7 @@ func startHTTP(log *slog.Logger, cfg Config, eps []endpoint) (stop func(context.
 			stop(context.Background())
 			return nil, fmt.Errorf("http server: %w", err)
 		}
+		l = newDeadlineListener(l, deadlineTick)
 		srv := &http.Server{
 			Addr:              ep.addr,
 			Handler:           ep.h,
