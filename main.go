@@ -52,6 +52,7 @@ func main() {
 		os.Exit(2)
 	}
 	log := cfg.logger(os.Stderr)
+	startGCFloor(defaultGCFloor)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go func() {
