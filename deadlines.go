@@ -38,14 +38,13 @@ type deadlineListener struct {
 
 	mu     sync.Mutex
 	conns  map[*deadlineConn]struct{}
-	closed bool
-	stop   chan struct{} // closed with the listener
+	closed bool // the listener is: the clock stops with its last connection
 }
 
 // newDeadlineListener wraps l; its clock runs until l is closed and its
 // last connection too.
 func newDeadlineListener(l net.Listener, tick time.Duration) *deadlineListener {
-	dl := &deadlineListener{Listener: l, tick: tick, conns: make(map[*deadlineConn]struct{}), stop: make(chan struct{})}
+	dl := &deadlineListener{Listener: l, tick: tick, conns: make(map[*deadlineConn]struct{})}
 	dl.now.Store(time.Now().UnixNano())
 	go dl.run()
 	return dl
@@ -68,10 +67,7 @@ func (l *deadlineListener) Accept() (net.Conn, error) {
 // still open (a server shutting down lets them finish) until they close.
 func (l *deadlineListener) Close() error {
 	l.mu.Lock()
-	if !l.closed {
-		l.closed = true
-		close(l.stop)
-	}
+	l.closed = true
 	l.mu.Unlock()
 	return l.Listener.Close()
 }
@@ -82,30 +78,23 @@ func (l *deadlineListener) run() {
 	t := time.NewTicker(l.tick)
 	defer t.Stop()
 	var due []*deadlineConn
-	stopped := l.stop
-	for {
-		select {
-		case <-stopped:
-			stopped = nil // from now on, run until the last connection closes
-			continue
-		case now := <-t.C:
-			n := now.UnixNano()
-			l.now.Store(n)
-			due = due[:0]
-			l.mu.Lock()
-			if l.closed && len(l.conns) == 0 {
-				l.mu.Unlock()
-				return
-			}
-			for c := range l.conns {
-				due = append(due, c)
-			}
+	for now := range t.C {
+		n := now.UnixNano()
+		l.now.Store(n)
+		l.mu.Lock()
+		if l.closed && len(l.conns) == 0 {
 			l.mu.Unlock()
-			for _, c := range due {
-				c.expire(n)
-			}
-			clear(due) // no reference to closed connections until the next tick
+			return
 		}
+		for c := range l.conns {
+			due = append(due, c)
+		}
+		l.mu.Unlock()
+		for _, c := range due {
+			c.expire(n)
+		}
+		clear(due) // no reference to closed connections until the next tick
+		due = due[:0]
 	}
 }
 
@@ -122,19 +111,15 @@ type deadlineConn struct {
 	net.Conn
 	l *deadlineListener
 
-	mu     sync.Mutex
-	r, w   deadline
-	closed bool
+	mu   sync.Mutex
+	r, w deadline
 }
 
 // expire moves the connection's deadlines that have passed at now into
-// the past.
+// the past (on a connection closed since the tick began, to no effect).
 func (c *deadlineConn) expire(now int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		return
-	}
 	if c.r.at != 0 && c.r.at <= now && !c.r.forced {
 		c.r.forced = true
 		c.Conn.SetReadDeadline(expired)
@@ -183,9 +168,6 @@ func (c *deadlineConn) SetDeadline(t time.Time) error {
 
 // Close closes the connection and takes it off the clock.
 func (c *deadlineConn) Close() error {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
 	c.l.mu.Lock()
 	delete(c.l.conns, c)
 	c.l.mu.Unlock()
