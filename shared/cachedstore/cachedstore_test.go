@@ -23,6 +23,16 @@ func openSQLite(t *testing.T) *sqlite.Store {
 	return s
 }
 
+// clockedCache returns a cache with a TTL of a minute over a fresh SQLite
+// store, that store, and what moves the cache's clock forward.
+func clockedCache(t *testing.T) (c *Store, inner *sqlite.Store, advance func(time.Duration)) {
+	inner = openSQLite(t)
+	c = New(inner, time.Minute, 0)
+	now := time.Now()
+	c.now = func() time.Time { return now }
+	return c, inner, func(d time.Duration) { now = now.Add(d) }
+}
+
 // TestContract: the cache changes no answer of the store it wraps.
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) shared.Store { return New(openSQLite(t), time.Minute, 0) })
@@ -33,10 +43,7 @@ func TestContract(t *testing.T) {
 // authenticating.
 func TestStaleWithinTTL(t *testing.T) {
 	ctx := context.Background()
-	inner := openSQLite(t)
-	c := New(inner, time.Minute, 0)
-	now := time.Now()
-	c.now = func() time.Time { return now }
+	c, inner, advance := clockedCache(t)
 	if err := c.Create(ctx, &shared.Session{Name: "a", Token: "ta", Os: "x"}); err != nil {
 		t.Fatal(err)
 	}
@@ -46,14 +53,14 @@ func TestStaleWithinTTL(t *testing.T) {
 	if got, _ := c.Get(ctx, "ta"); got.Webhook != "" {
 		t.Fatalf("within the TTL got webhook %q, want the cached empty one", got.Webhook)
 	}
-	now = now.Add(time.Minute + time.Second)
+	advance(time.Minute + time.Second)
 	if got, _ := c.Get(ctx, "ta"); got.Webhook != "http://new" {
 		t.Fatalf("after the TTL got webhook %q", got.Webhook)
 	}
 	if err := inner.Delete(ctx, "ta"); err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(time.Minute + time.Second)
+	advance(time.Minute + time.Second)
 	if _, err := c.Get(ctx, "ta"); shared.ErrorCode(err) != shared.ENOTFOUND {
 		t.Fatalf("deleted row still authenticates: %v", err)
 	}
@@ -76,10 +83,7 @@ func TestBounded(t *testing.T) {
 // per second at most, and a token created elsewhere works after that.
 func TestMissesAreRememberedBriefly(t *testing.T) {
 	ctx := context.Background()
-	inner := openSQLite(t)
-	c := New(inner, time.Minute, 0)
-	now := time.Now()
-	c.now = func() time.Time { return now }
+	c, inner, advance := clockedCache(t)
 	if _, err := c.Get(ctx, "later"); shared.ErrorCode(err) != shared.ENOTFOUND {
 		t.Fatalf("unknown token: %v", err)
 	}
@@ -89,7 +93,7 @@ func TestMissesAreRememberedBriefly(t *testing.T) {
 	if _, err := c.Get(ctx, "later"); shared.ErrorCode(err) != shared.ENOTFOUND {
 		t.Fatalf("within a second of the miss: %v, want the remembered miss", err)
 	}
-	now = now.Add(maxMissTTL + time.Millisecond)
+	advance(maxMissTTL + time.Millisecond)
 	if _, err := c.Get(ctx, "later"); err != nil {
 		t.Fatalf("after the miss expired: %v", err)
 	}
@@ -110,10 +114,7 @@ func TestMissesAreRememberedBriefly(t *testing.T) {
 // once by a write through this process.
 func TestListCachedWithinTTL(t *testing.T) {
 	ctx := context.Background()
-	inner := openSQLite(t)
-	c := New(inner, time.Minute, 0)
-	now := time.Now()
-	c.now = func() time.Time { return now }
+	c, inner, advance := clockedCache(t)
 	names := func() []string {
 		t.Helper()
 		rows, err := c.List(ctx)
@@ -135,7 +136,7 @@ func TestListCachedWithinTTL(t *testing.T) {
 	if got := names(); len(got) != 0 {
 		t.Fatalf("within the TTL a row created elsewhere is listed already: %v (the list is not cached)", got)
 	}
-	now = now.Add(time.Minute + time.Second)
+	advance(time.Minute + time.Second)
 	if got := names(); !slices.Equal(got, []string{"other"}) {
 		t.Fatalf("after the TTL: %v, want [other]", got)
 	}
