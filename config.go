@@ -135,6 +135,9 @@ type Config struct {
 	// TokenCacheTTL is WAGO_TOKEN_CACHE_TTL: how long the api role caches a
 	// token row; 0 turns the cache off.
 	TokenCacheTTL time.Duration
+	// StatusCache is WAGO_STATUS_CACHE: the api role keeps the statuses it
+	// read until Redis reports a change (never on Lambda).
+	StatusCache bool
 	// Shards is WAGO_SHARDS, the number of shards tokens are spread over;
 	// equal on every api and connector.
 	Shards int
@@ -187,6 +190,7 @@ func defaultConfig() Config {
 		ConnectTimeout:      defaultConnectTimeout,
 		DynamoDBTable:       defaultDynamoDBTable,
 		DynamoDBCreateTable: true,
+		StatusCache:         true,
 		TokenCacheTTL:       defaultTokenCacheTTL,
 		Shards:              defaultShards,
 		WebhookFormat:       shared.WebhookFormatForm,
@@ -302,14 +306,9 @@ var settings = []setting{
 		load:  func(c *Config, v string) error { c.DynamoDBEndpoint = v; return nil },
 		check: func(c *Config) error { return checkEndpoint(c.DynamoDBEndpoint) }},
 	{name: "WAGO_DYNAMODB_CREATE_TABLE",
-		load: func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return errors.New("must be true or false")
-			}
-			c.DynamoDBCreateTable = b
-			return nil
-		}},
+		load: func(c *Config, v string) error { return loadBool(&c.DynamoDBCreateTable, v) }},
+	{name: "WAGO_STATUS_CACHE",
+		load: func(c *Config, v string) error { return loadBool(&c.StatusCache, v) }},
 	{name: "WAGO_TOKEN_CACHE_TTL",
 		load: func(c *Config, v string) error { return loadDuration(&c.TokenCacheTTL, v) },
 		check: func(c *Config) error {
@@ -353,14 +352,7 @@ var settings = []setting{
 		load:  func(c *Config, v string) error { return loadInt(&c.WebhookConcurrency, v) },
 		check: func(c *Config) error { return checkRange(c.WebhookConcurrency, 1, 1024) }},
 	{name: "WAGO_WEBHOOK_DENY_PRIVATE",
-		load: func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return errors.New("must be true or false")
-			}
-			c.WebhookDenyPrivate = b
-			return nil
-		}},
+		load: func(c *Config, v string) error { return loadBool(&c.WebhookDenyPrivate, v) }},
 	{name: "WAGO_WEBHOOK_INLINE_MEDIA",
 		load: func(c *Config, v string) error { return loadInt(&c.WebhookInlineMedia, v) },
 		check: func(c *Config) error {
@@ -520,6 +512,15 @@ func loadDuration(d *time.Duration, v string) error {
 		return errors.New("must be a duration such as 500ms, 10s or 2m")
 	}
 	*d = x
+	return nil
+}
+
+func loadBool(b *bool, v string) error {
+	parsed, err := strconv.ParseBool(v)
+	if err != nil {
+		return errors.New("must be true or false")
+	}
+	*b = parsed
 	return nil
 }
 

@@ -144,6 +144,7 @@ func TestConfigValues(t *testing.T) {
 		"WAGO_DYNAMODB_ENDPOINT":        "http://127.0.0.1:8000",
 		"WAGO_DYNAMODB_CREATE_TABLE":    "false",
 		"WAGO_TOKEN_CACHE_TTL":          "0",
+		"WAGO_STATUS_CACHE":             "false",
 		"WAGO_SHARDS":                   "1024",
 		"WAGO_WHATSAPP_ADDR":            "[::1]:5222",
 		"WAGO_WHATSAPP_ROOT_KEY":        strings.Repeat("ab", 32),
@@ -164,7 +165,7 @@ func TestConfigValues(t *testing.T) {
 		ReadHeaderTimeout: 2 * time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: time.Minute,
 		IdleTimeout: 500 * time.Millisecond, MaxHeaderBytes: 8192, ConnectTimeout: 5 * time.Second,
 		RedisURL: "rediss://:secret@redis.example:6380/2?pool_size=5", DynamoDBTable: "wago.prod-sessions_1",
-		DynamoDBEndpoint: "http://127.0.0.1:8000", DynamoDBCreateTable: false, TokenCacheTTL: 0, Shards: 1024,
+		DynamoDBEndpoint: "http://127.0.0.1:8000", DynamoDBCreateTable: false, TokenCacheTTL: 0, StatusCache: false, Shards: 1024,
 		WhatsAppAddr: "[::1]:5222", WhatsAppRootKey: strings.Repeat("ab", 32),
 		WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", WebhookFormat: "json",
 		WebhookRetrySchedule: "0s, 100ms,1s", WebhookTimeout: 2 * time.Second, WebhookConcurrency: 3,
@@ -281,6 +282,8 @@ func TestConfigErrors(t *testing.T) {
 			want: []string{`WAGO_DYNAMODB_ENDPOINT: must be an http:// or https:// URL`}},
 		{name: "create table", env: map[string]string{"WAGO_DYNAMODB_CREATE_TABLE": "yes"},
 			want: []string{`WAGO_DYNAMODB_CREATE_TABLE: must be true or false, got "yes"`}},
+		{name: "status cache", env: map[string]string{"WAGO_STATUS_CACHE": "on"},
+			want: []string{`WAGO_STATUS_CACHE: must be true or false, got "on"`}},
 		{name: "cache TTL unitless", env: map[string]string{"WAGO_TOKEN_CACHE_TTL": "5"},
 			want: []string{`WAGO_TOKEN_CACHE_TTL: must be a duration such as 500ms, 10s or 2m, got "5"`}},
 		{name: "cache TTL negative", env: map[string]string{"WAGO_TOKEN_CACHE_TTL": "-5s"},
@@ -332,7 +335,7 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 	for _, s := range settings {
-		if s.check != nil || s.name == "WAGO_DYNAMODB_CREATE_TABLE" {
+		if s.check != nil || s.name == "WAGO_DYNAMODB_CREATE_TABLE" || s.name == "WAGO_STATUS_CACHE" {
 			if !covered[s.name] {
 				t.Errorf("%s has a rule but no case in TestConfigErrors", s.name)
 			}

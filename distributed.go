@@ -79,9 +79,16 @@ func api(ctx context.Context, log *slog.Logger, cfg Config) error {
 		reg, metrics = newMetrics()
 	}
 	ready := functions.Readiness{Checks: []functions.Check{storeCheck(rows), redisCheck(rdb)}}
+	// The status cache needs its subscription to hear every change: a
+	// Lambda instance, frozen between events, would not.
+	conn := redisbus.NewClient(rdb, redisbus.ClientConfig{
+		Shards: cfg.Shards, Registerer: reg, Logger: log.With("part", "api"),
+		StatusCache: cfg.StatusCache && !functions.OnLambda(),
+	})
+	defer conn.Close()
 	h, err := functions.New(functions.Config{
 		Store:      store,
-		Connector:  redisbus.NewClient(rdb, redisbus.ClientConfig{Shards: cfg.Shards, Registerer: reg}),
+		Connector:  conn,
 		AdminToken: cfg.AdminToken,
 		Log:        log.With("part", "api"),
 		// The dead letters of the connectors' webhook outbox.

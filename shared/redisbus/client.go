@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"time"
 
@@ -53,6 +54,14 @@ type ClientConfig struct {
 	// renewed for LeaseTTL/2 reads disconnected (see status.go). Default
 	// 15 s.
 	LeaseTTL time.Duration
+	// StatusCache keeps the statuses read, dropped as soon as Redis reports
+	// a change (statuscache.go); call Close to stop it. It needs a single
+	// Redis server (not a Cluster) that has CLIENT TRACKING (Redis 6 or
+	// later); otherwise, or while its subscription is down, every status
+	// is read from Redis.
+	StatusCache bool
+	// Logger receives the status cache's failures. Default slog.Default().
+	Logger *slog.Logger
 }
 
 func (c ClientConfig) withDefaults() ClientConfig {
@@ -76,6 +85,9 @@ func (c ClientConfig) withDefaults() ClientConfig {
 	}
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
 	return c
 }
@@ -109,6 +121,8 @@ type Client struct {
 	metrics *clientMetrics // nil: none
 
 	statuses statusBatcher // the status reads waiting for a round trip
+	cache    *statusCache  // nil: none
+	stop     func()        // stops the cache's subscription
 }
 
 var _ shared.Connector = (*Client)(nil)
@@ -123,8 +137,28 @@ func NewClient(rdb redis.UniversalClient, cfg ClientConfig) *Client {
 		panic("redisbus: NewClient with a nil Redis client")
 	}
 	cfg = cfg.withDefaults()
-	return &Client{rdb: rdb, cfg: cfg, keys: keys{cfg.Prefix}, metrics: newClientMetrics(cfg.Registerer)}
+	c := &Client{rdb: rdb, cfg: cfg, keys: keys{cfg.Prefix}, metrics: newClientMetrics(cfg.Registerer), stop: func() {}}
+	if cfg.StatusCache {
+		sc := newStatusCache(c.keys, cfg.Shards, cfg.LeaseTTL)
+		if trk := sc.trackingClient(rdb); trk != nil {
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				sc.run(ctx, trk, cfg.Logger.Warn)
+			}()
+			c.cache = sc
+			c.stop = func() { cancel(); <-done }
+			registerCacheMetrics(cfg.Registerer, sc)
+		} else {
+			cfg.Logger.Warn("redisbus: no status cache on a Redis Cluster")
+		}
+	}
+	return c
 }
+
+// Close stops the status cache, if any; it does not close rdb.
+func (c *Client) Close() { c.stop() }
 
 // Invoke implements shared.Invoker: it encodes req, queues the command on
 // the token's shard stream and decodes the result the owning connector
@@ -140,6 +174,10 @@ func (c *Client) Invoke(ctx context.Context, token string, op shared.OpInfo, req
 	}
 	start := time.Now()
 	r, err := c.call(ctx, op, token, data, timeout)
+	if c.cache != nil {
+		// The connector wrote any new status before it replied.
+		c.cache.forget(token)
+	}
 	c.metrics.observe(op.Name(), start, err == nil, errors.Is(err, ErrNoReply))
 	if err != nil {
 		return nil, err

@@ -41,6 +41,33 @@ func newClientMetrics(reg prometheus.Registerer) *clientMetrics {
 	return m
 }
 
+// registerCacheMetrics registers the metrics of a Client's status cache on
+// reg; nil reg: none.
+func registerCacheMetrics(reg prometheus.Registerer, sc *statusCache) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "wago_status_cache_up",
+			Help: "1 while the status cache's subscription is up and answers statuses, else 0.",
+		}, func() float64 {
+			if sc.answers() {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "wago_status_cache_hits_total",
+			Help: "Status reads the status cache answered without Redis.",
+		}, func() float64 { return float64(sc.hits.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "wago_status_cache_misses_total",
+			Help: "Status reads that went to Redis.",
+		}, func() float64 { return float64(sc.misses.Load()) }),
+	)
+}
+
 func (m *clientMetrics) op(name string) *opMetrics {
 	if v, ok := m.ops.Load(name); ok {
 		return v.(*opMetrics)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,11 +188,14 @@ func closedAddr(tb testing.TB) string {
 }
 
 // proxy forwards TCP connections to a target; Down closes the listener and
-// every connection (Redis "crashes"), Up listens again on the same address.
+// every connection (Redis "crashes"), Up listens again on the same address;
+// while Frozen is set it forwards nothing (Redis hangs) and holds what it
+// read.
 type proxy struct {
 	tb     testing.TB
 	Addr   string
 	target string
+	Frozen atomic.Bool
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -249,10 +253,29 @@ func (p *proxy) serve(c net.Conn) {
 	}
 	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 	p.mu.Unlock()
-	go func() { io.Copy(up, c); up.Close(); c.Close() }()
-	io.Copy(c, up)
+	go func() { p.copy(up, c); up.Close(); c.Close() }()
+	p.copy(c, up)
 	c.Close()
 	up.Close()
+}
+
+// copy copies from src to dst, holding each read while p is frozen.
+func (p *proxy) copy(dst io.Writer, src io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		for n > 0 && p.Frozen.Load() {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func (p *proxy) Down() {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -62,30 +63,31 @@ func (c *Client) decodeStatus(token string, cmd *redis.StringCmd, leases map[int
 	} else if err != nil {
 		return shared.Status{}, false, unavailable(err, "read status")
 	}
-	st, err = c.decodeStatusValue(token, raw, leases)
+	st, _, err = c.decodeStatusValue(token, raw, leases)
 	return st, err == nil, err
 }
 
 // decodeStatusValue decodes raw, the value of token's status key, and
-// checks it against the lease of its shard.
-func (c *Client) decodeStatusValue(token string, raw []byte, leases map[int]shardLease) (shared.Status, error) {
+// checks it against the lease of its shard. holds is how long after the
+// read the status passes that check, 0 when it does not depend on it.
+func (c *Client) decodeStatusValue(token string, raw []byte, leases map[int]shardLease) (st shared.Status, holds time.Duration, err error) {
 	var s storedStatus
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return shared.Status{}, shared.Wrap(fmt.Errorf("failed to decode status: %w", err), shared.EINTERNAL, "internal error")
+		return shared.Status{}, 0, shared.Wrap(fmt.Errorf("failed to decode status: %w", err), shared.EINTERNAL, "internal error")
 	}
 	if s.Owner == "" || !shared.ClientRunning(s.State) {
-		return s.Status, nil
+		return s.Status, 0, nil
 	}
 	l := leases[ShardOf(token, c.cfg.Shards)]
 	value, err := l.value.Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return shared.Status{}, unavailable(err, "read lease")
+		return shared.Status{}, 0, unavailable(err, "read lease")
 	}
 	if value == s.Owner && l.pttl.Val() > c.cfg.LeaseTTL/2 {
-		return s.Status, nil
+		return s.Status, l.pttl.Val() - c.cfg.LeaseTTL/2, nil
 	}
 	// Its connector died or gave the shard up: no client runs for it now.
-	return shared.Status{State: shared.StateDisconnected, JID: s.JID}, nil
+	return shared.Status{State: shared.StateDisconnected, JID: s.JID}, 0, nil
 }
 
 // Status implements shared.Connector: it reads the status key the owning
@@ -102,10 +104,17 @@ func (c *Client) Status(ctx context.Context, token string) (shared.Status, error
 
 // Statuses implements shared.Connector with one pipelined round trip: the
 // status keys, and the lease of each shard concerned; short lists share
-// it with the reads of other callers (see statusbatch.go).
+// it with the reads of other callers (see statusbatch.go). With
+// ClientConfig.StatusCache, statuses read lately come from the cache
+// (statuscache.go).
 func (c *Client) Statuses(ctx context.Context, tokens []string) ([]shared.Status, error) {
 	if len(tokens) == 0 {
 		return []shared.Status{}, nil
+	}
+	if c.cache != nil {
+		if sts, ok := c.cache.get(tokens); ok {
+			return sts, nil
+		}
 	}
 	if len(tokens) <= batchedStatuses {
 		return c.batchStatuses(ctx, tokens)

@@ -24,8 +24,14 @@ import (
 // (TTL one minute) is still there, while a logged-out session still reads
 // logged out; when another Server owns the shard, a status left by the
 // previous owner is not trusted either; and a publisher whose Server's
-// lease may have expired writes nothing.
+// lease may have expired writes nothing. All of it holds with the status
+// cache too.
 func TestStatus_FollowsTheLease(t *testing.T) {
+	t.Run("read", func(t *testing.T) { testStatusFollowsTheLease(t, false) })
+	t.Run("cached", func(t *testing.T) { testStatusFollowsTheLease(t, true) })
+}
+
+func testStatusFollowsTheLease(t *testing.T, cached bool) {
 	rdb := MustOpenRedis(t)
 	prefix := testPrefix(t, rdb)
 	ctx := context.Background()
@@ -46,6 +52,9 @@ func TestStatus_FollowsTheLease(t *testing.T) {
 	ccfg := testClientConfig(prefix)
 	ccfg.LeaseTTL = scfg.LeaseTTL
 	c := NewClient(rdb, ccfg)
+	if cached {
+		c = cachedClient(t, rdb, ccfg)
+	}
 
 	connected := shared.Status{Connected: true, LoggedIn: true, JID: "1@s.whatsapp.net", State: shared.StateConnected}
 	p.Publish("tok", connected, "")

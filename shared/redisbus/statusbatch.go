@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -119,6 +120,10 @@ func (c *Client) readStatuses(ctx context.Context, reads []*statusRead) {
 	for _, r := range reads {
 		all = append(all, r.tokens...)
 	}
+	var mark cacheMark
+	if c.cache != nil {
+		mark = c.cache.mark(all)
+	}
 	pipe := c.rdb.Pipeline()
 	values := c.queueStatusKeys(ctx, pipe, all)
 	leases := c.queueLeases(ctx, pipe, all)
@@ -133,28 +138,36 @@ func (c *Client) readStatuses(ctx context.Context, reads []*statusRead) {
 		}
 		return
 	}
+	offset := 0
 	for _, r := range reads {
-		r.out, r.err = c.decodeStatuses(r.tokens, raws[:len(r.tokens)], leases)
+		var holds []time.Duration
+		r.out, holds, r.err = c.decodeStatuses(r.tokens, raws[:len(r.tokens)], leases)
+		if r.err == nil && c.cache != nil {
+			c.cache.put(mark, offset, r.tokens, r.out, holds)
+		}
 		raws = raws[len(r.tokens):]
+		offset += len(r.tokens)
 	}
 }
 
 // decodeStatuses decodes the values of the status keys of tokens (nil:
-// missing, a session without a client).
-func (c *Client) decodeStatuses(tokens []string, raws [][]byte, leases map[int]shardLease) ([]shared.Status, error) {
+// missing, a session without a client), with how long each holds (see
+// decodeStatusValue).
+func (c *Client) decodeStatuses(tokens []string, raws [][]byte, leases map[int]shardLease) ([]shared.Status, []time.Duration, error) {
 	out := make([]shared.Status, len(tokens))
+	holds := make([]time.Duration, len(tokens))
 	for i, token := range tokens {
 		if raws[i] == nil {
 			out[i] = shared.Status{State: shared.StateDisconnected}
 			continue
 		}
-		st, err := c.decodeStatusValue(token, raws[i], leases)
+		st, h, err := c.decodeStatusValue(token, raws[i], leases)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		out[i] = st
+		out[i], holds[i] = st, h
 	}
-	return out, nil
+	return out, holds, nil
 }
 
 // mgetKeys is the most keys one MGET reads.
