@@ -139,7 +139,7 @@ func NewClient(rdb redis.UniversalClient, cfg ClientConfig) *Client {
 	cfg = cfg.withDefaults()
 	c := &Client{rdb: rdb, cfg: cfg, keys: keys{cfg.Prefix}, metrics: newClientMetrics(cfg.Registerer), stop: func() {}}
 	if cfg.StatusCache {
-		sc := newStatusCache(c.keys, cfg.Shards, cfg.LeaseTTL)
+		sc := newStatusCache(c.keys, cfg.Shards)
 		if trk := sc.trackingClient(rdb); trk != nil {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})

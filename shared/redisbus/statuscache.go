@@ -60,9 +60,8 @@ const (
 
 // statusCache is the cache of one Client.
 type statusCache struct {
-	keys     keys
-	shards   int
-	leaseTTL time.Duration
+	keys   keys
+	shards int
 
 	mu sync.RWMutex
 	// live: a subscription is confirmed; heard: when it last proved alive.
@@ -103,9 +102,9 @@ type cacheMark struct {
 	seq   []uint64 // of the shard of each token
 }
 
-func newStatusCache(k keys, shards int, leaseTTL time.Duration) *statusCache {
+func newStatusCache(k keys, shards int) *statusCache {
 	return &statusCache{
-		keys: k, shards: shards, leaseTTL: leaseTTL,
+		keys: k, shards: shards,
 		seq: make([]uint64, shards), lease: make([]uint64, shards),
 		entries: make(map[string]cachedStatus),
 	}
@@ -293,16 +292,21 @@ func (sc *statusCache) trackingClient(rdb redis.UniversalClient) *redis.Client {
 // after a failure; the cache answers only while one is confirmed.
 func (sc *statusCache) run(ctx context.Context, trk *redis.Client, log func(msg string, args ...any)) {
 	defer trk.Close()
+	// Logged once per outage: when a confirmed subscription ends, or when
+	// the first attempts fail.
 	failing := false
 	for ctx.Err() == nil {
 		ps := trk.Subscribe(ctx, invalidationChannel)
 		err := sc.listen(ctx, ps)
 		ps.Close()
+		sc.mu.RLock()
+		wasLive := sc.live
+		sc.mu.RUnlock()
 		sc.reset(false)
 		if ctx.Err() != nil {
 			return
 		}
-		if !failing && log != nil {
+		if (wasLive || !failing) && log != nil {
 			log("redisbus: the status cache is off until its subscription is back", "err", err)
 		}
 		failing = true

@@ -291,7 +291,7 @@ func TestStatusCache_CommandsDropTheStatus(t *testing.T) {
 // change, a lost subscription, silence and age each end what was kept.
 func TestStatusCache_KeepsOnlyWhatHolds(t *testing.T) {
 	k := keys{"p"}
-	sc := newStatusCache(k, 4, 15*time.Second)
+	sc := newStatusCache(k, 4)
 	tok, other := "tok", ""
 	for i := 0; other == ""; i++ {
 		if s := fmt.Sprint("o", i); ShardOf(s, 4) != ShardOf(tok, 4) {
