@@ -28,6 +28,9 @@ func TestOpenRedisOptions(t *testing.T) {
 
 	url := os.Getenv("WAGO_TEST_REDIS_URL")
 	if url == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("WAGO_TEST_REDIS_URL is not set: start a Redis with .ci/redis")
+		}
 		t.Skip("WAGO_TEST_REDIS_URL is not set: the live check needs Redis")
 	}
 	rdb, err = openRedis(url)
