@@ -122,7 +122,7 @@ func (c *Client) readStatuses(ctx context.Context, reads []*statusRead) {
 	}
 	var mark cacheMark
 	if c.cache != nil {
-		mark = c.cache.mark(all)
+		mark = c.cache.mark()
 	}
 	pipe := c.rdb.Pipeline()
 	values := c.queueStatusKeys(ctx, pipe, all)
@@ -138,15 +138,13 @@ func (c *Client) readStatuses(ctx context.Context, reads []*statusRead) {
 		}
 		return
 	}
-	offset := 0
 	for _, r := range reads {
 		var holds []time.Duration
 		r.out, holds, r.err = c.decodeStatuses(r.tokens, raws[:len(r.tokens)], leases)
 		if r.err == nil && c.cache != nil {
-			c.cache.put(mark, offset, r.tokens, r.out, holds)
+			c.cache.put(mark, r.tokens, r.out, holds)
 		}
 		raws = raws[len(r.tokens):]
-		offset += len(r.tokens)
 	}
 }
 

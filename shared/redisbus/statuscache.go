@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,10 +84,10 @@ type statusCache struct {
 	hits, misses atomic.Uint64
 }
 
-// cachedStatus is a status kept, with what it was read under.
+// cachedStatus is a status kept, with what it was read under. (Its epoch
+// is the cache's: a new epoch empties the cache.)
 type cachedStatus struct {
 	st    shared.Status
-	epoch uint64
 	lease uint64
 	read  time.Time
 	// until is when a running status stops passing its lease check; zero
@@ -99,7 +100,7 @@ type cacheMark struct {
 	ok    bool // the cache was live: what the read gets may be kept
 	epoch uint64
 	at    time.Time
-	seq   []uint64 // of the shard of each token
+	seq   []uint64 // a copy of statusCache.seq
 }
 
 func newStatusCache(k keys, shards int) *statusCache {
@@ -131,7 +132,7 @@ func (sc *statusCache) lookup(tokens []string) ([]shared.Status, bool) {
 	out := make([]shared.Status, len(tokens))
 	for i, token := range tokens {
 		e, ok := sc.entries[token]
-		if !ok || e.epoch != sc.epoch || e.lease != sc.lease[ShardOf(token, sc.shards)] ||
+		if !ok || e.lease != sc.lease[ShardOf(token, sc.shards)] ||
 			now.Sub(e.read) >= cacheMaxAge || (!e.until.IsZero() && !now.Before(e.until)) {
 			return nil, false
 		}
@@ -148,26 +149,21 @@ func (sc *statusCache) answers() bool {
 	return sc.live && time.Since(sc.heard) < cacheLiveFor
 }
 
-// mark notes, before a read of tokens goes to Redis, what it must find
-// unchanged to be kept.
-func (sc *statusCache) mark(tokens []string) cacheMark {
+// mark notes, before a read goes to Redis, what it must find unchanged
+// for what it reads to be kept.
+func (sc *statusCache) mark() cacheMark {
 	sc.mu.RLock()
 	defer sc.mu.RUnlock()
 	if !sc.live {
 		return cacheMark{}
 	}
-	m := cacheMark{ok: true, epoch: sc.epoch, at: time.Now(), seq: make([]uint64, len(tokens))}
-	for i, token := range tokens {
-		m.seq[i] = sc.seq[ShardOf(token, sc.shards)]
-	}
-	return m
+	return cacheMark{ok: true, epoch: sc.epoch, at: time.Now(), seq: slices.Clone(sc.seq)}
 }
 
 // put keeps sts, the statuses of tokens read after m, unless an
 // invalidation of their shard came meanwhile. holds[i] is how long after
 // the read sts[i] passes its lease check (0: it does not depend on it).
-// tokens[i] is the token of sts[i] and m.seq[offset+i] its mark.
-func (sc *statusCache) put(m cacheMark, offset int, tokens []string, sts []shared.Status, holds []time.Duration) {
+func (sc *statusCache) put(m cacheMark, tokens []string, sts []shared.Status, holds []time.Duration) {
 	if !m.ok {
 		return
 	}
@@ -178,10 +174,10 @@ func (sc *statusCache) put(m cacheMark, offset int, tokens []string, sts []share
 	}
 	for i, token := range tokens {
 		shard := ShardOf(token, sc.shards)
-		if sc.seq[shard] != m.seq[offset+i] {
+		if sc.seq[shard] != m.seq[shard] {
 			continue
 		}
-		e := cachedStatus{st: sts[i], epoch: sc.epoch, lease: sc.lease[shard], read: m.at}
+		e := cachedStatus{st: sts[i], lease: sc.lease[shard], read: m.at}
 		if holds[i] > 0 {
 			// m.at is before Redis measured the PTTL: until errs early.
 			e.until = m.at.Add(holds[i])
@@ -199,7 +195,7 @@ func (sc *statusCache) sweep(now time.Time) {
 	}
 	sc.swept = now
 	for token, e := range sc.entries {
-		if now.Sub(e.read) >= cacheMaxAge || e.epoch != sc.epoch {
+		if now.Sub(e.read) >= cacheMaxAge {
 			delete(sc.entries, token)
 		}
 	}
@@ -209,21 +205,26 @@ func (sc *statusCache) sweep(now time.Time) {
 // flight: a command was just answered for it.
 func (sc *statusCache) forget(token string) {
 	sc.mu.Lock()
+	sc.drop(token)
+	sc.mu.Unlock()
+}
+
+// drop drops the status of token and refuses the reads of its shard in
+// flight; it runs with mu held.
+func (sc *statusCache) drop(token string) {
 	sc.seq[ShardOf(token, sc.shards)]++
 	delete(sc.entries, token)
-	sc.mu.Unlock()
 }
 
 // invalidate applies Redis's message that keys changed.
 func (sc *statusCache) invalidate(keys []string) {
-	statusPrefix, leasePrefix := sc.keys.status(""), sc.keys.prefix+":lease:{"
+	statusPrefix, leasePrefix := sc.keys.status(""), sc.keys.leasePrefix()
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	sc.heard = time.Now()
 	for _, key := range keys {
 		if token, ok := strings.CutPrefix(key, statusPrefix); ok {
-			sc.seq[ShardOf(token, sc.shards)]++
-			delete(sc.entries, token)
+			sc.drop(token)
 		} else if rest, ok := strings.CutPrefix(key, leasePrefix); ok {
 			shard, err := strconv.Atoi(strings.TrimSuffix(rest, "}"))
 			if err != nil || shard < 0 || shard >= sc.shards {
@@ -269,7 +270,7 @@ func (sc *statusCache) trackingClient(rdb redis.UniversalClient) *redis.Client {
 	opts := *single.Options()
 	opts.Protocol = 2 // RESP3 would push the invalidations, not publish them
 	opts.PoolSize, opts.MinIdleConns, opts.MaxIdleConns = 1, 0, 0
-	prefixes := []any{"PREFIX", sc.keys.status(""), "PREFIX", sc.keys.prefix + ":lease:{"}
+	prefixes := []any{"PREFIX", sc.keys.status(""), "PREFIX", sc.keys.leasePrefix()}
 	onConnect := opts.OnConnect
 	opts.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
 		if onConnect != nil {

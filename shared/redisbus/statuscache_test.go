@@ -299,10 +299,10 @@ func TestStatusCache_KeepsOnlyWhatHolds(t *testing.T) {
 		}
 	}
 	st := []shared.Status{{State: shared.StateConnected}}
-	put := func(m cacheMark, hold time.Duration) { sc.put(m, 0, []string{tok}, st, []time.Duration{hold}) }
+	put := func(m cacheMark, hold time.Duration) { sc.put(m, []string{tok}, st, []time.Duration{hold}) }
 	hit := func() bool { _, ok := sc.get([]string{tok}); return ok }
 
-	m := sc.mark([]string{tok})
+	m := sc.mark()
 	put(m, 0)
 	if hit() {
 		t.Fatal("kept a read made before the subscription was up")
@@ -314,15 +314,15 @@ func TestStatusCache_KeepsOnlyWhatHolds(t *testing.T) {
 			t.Fatalf("%s: cached = %v, want %v", what, !want, want)
 		}
 	}
-	m = sc.mark([]string{tok})
+	m = sc.mark()
 	sc.invalidate([]string{k.status(tok)})
 	put(m, 0)
 	check("a read that raced its key's invalidation", false)
-	m = sc.mark([]string{tok})
+	m = sc.mark()
 	sc.forget(tok)
 	put(m, 0)
 	check("a read that raced a command", false)
-	m = sc.mark([]string{tok})
+	m = sc.mark()
 	sc.invalidate([]string{k.status(other), "p:qr:" + tok, "q:status:" + tok})
 	put(m, 0)
 	check("a read that raced only other keys", true)
@@ -331,13 +331,13 @@ func TestStatusCache_KeepsOnlyWhatHolds(t *testing.T) {
 	sc.invalidate([]string{k.lease(ShardOf(tok, 4))})
 	check("after its lease changed", false)
 
-	put(sc.mark([]string{tok}), 80*time.Millisecond)
+	put(sc.mark(), 80*time.Millisecond)
 	check("within its lease check", true)
 	time.Sleep(100 * time.Millisecond)
 	sc.alive()
 	check("past its lease check", false)
 
-	put(sc.mark([]string{tok}), 0)
+	put(sc.mark(), 0)
 	sc.mu.Lock()
 	sc.heard = time.Now().Add(-cacheLiveFor)
 	sc.mu.Unlock()
@@ -349,12 +349,12 @@ func TestStatusCache_KeepsOnlyWhatHolds(t *testing.T) {
 	sc.reset(true)
 	check("after a new subscription", false)
 
-	old := sc.mark([]string{tok})
+	old := sc.mark()
 	old.at = time.Now().Add(-cacheMaxAge)
 	put(old, 0)
 	check("a status read cacheMaxAge ago", false)
 	sc.swept = time.Time{}
-	sc.put(sc.mark([]string{other}), 0, []string{other}, st, []time.Duration{0}) // sweeps
+	sc.put(sc.mark(), []string{other}, st, []time.Duration{0}) // sweeps
 	if _, ok := sc.entries[tok]; ok {
 		t.Error("the sweep kept a status older than cacheMaxAge")
 	}

@@ -62,7 +62,7 @@ func ShardOf(token string, shards int) int {
 type keys struct{ prefix string }
 
 func (k keys) stream(shard int) string { return fmt.Sprintf("%s:cmd:{%d}", k.prefix, shard) }
-func (k keys) lease(shard int) string  { return fmt.Sprintf("%s:lease:{%d}", k.prefix, shard) }
+func (k keys) lease(shard int) string  { return fmt.Sprintf("%s%d}", k.leasePrefix(), shard) }
 func (k keys) epoch(shard int) string  { return fmt.Sprintf("%s:epoch:{%d}", k.prefix, shard) }
 func (k keys) done(shard int, id string) string {
 	return fmt.Sprintf("%s:done:{%d}:%s", k.prefix, shard, id)
@@ -72,6 +72,7 @@ func (k keys) status(token string) string { return k.prefix + ":status:" + token
 func (k keys) qr(token string) string     { return k.prefix + ":qr:" + token }
 func (k keys) members() string            { return k.prefix + ":members" }
 func (k keys) blobPrefix() string         { return k.prefix + ":blob:" }
+func (k keys) leasePrefix() string        { return k.prefix + ":lease:{" }
 
 // command is one request from a Client to the Server owning the token's
 // shard: an op of shared's op table, by name, with its request as JSON.
